@@ -1,0 +1,130 @@
+"""One configuration object shared by the CLI, the models and every saved artefact."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a run needs; saved as JSON in each run directory and exported model.
+
+    Layer widths are `conv_dim` times a multiplier, so one flag scales a whole
+    architecture (the width experiments of the seed projects).
+    """
+
+    preset: str = "keras64"
+    # Images and latent space.
+    image_size: int = 64
+    latent_dim: int = 128
+    # Generator: Dense -> (g_start x g_start x conv_dim*g_dense_mult) -> one stride-2
+    # Conv2DTranspose per g_mult entry -> RGB layer.
+    conv_dim: int = 64
+    g_start: int = 8
+    g_dense_mult: int = 2
+    g_mult: tuple = (2, 4, 8)
+    g_dense_norm: bool = False  # BatchNorm + activation right after the Dense layer
+    g_activation: str = "leaky_relu"  # or "relu" (the DCGAN paper's generator)
+    g_out: str = "conv"  # "conv": Conv2D(3, 5) at full size; "deconv": a last stride-2 Conv2DTranspose
+    # Discriminator: one stride-2 Conv2D per d_mult entry, Flatten, Dropout, Dense(1) logit.
+    d_mult: tuple = (1, 2, 2)
+    d_dropout: float = 0.2
+    kernel: int = 4
+    # Optimisation (Adam per the DCGAN paper).
+    batch_size: int = 32
+    lr: float = 2e-4
+    d_lr: float = 0.0  # 0 means: same as lr
+    beta1: float = 0.5
+    beta2: float = 0.999
+    label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
+    loss: str = "bce"
+    epochs: int = 10
+    seed: int = 0
+    # Speed.
+    jit_compile: bool = True
+    steps_per_execution: int = 1
+    reuse_fake: bool = True  # G update reuses the D step's fake batch (one G forward less)
+    mixed_precision: str = "float32"  # or "mixed_float16" / "mixed_bfloat16"
+    # Data.
+    data: str = "builtin"
+    crop: str = "auto"
+    limit: int = 0  # 0 means all images
+    # Outputs.
+    sample_count: int = 64
+    checkpoints_to_keep: int = 3
+
+    def __post_init__(self):
+        for name in ("g_mult", "d_mult"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        checks = {
+            "image_size must equal g_start * 2**(number of upsamplings)": self.output_size() == self.image_size,
+            "g_activation must be 'relu' or 'leaky_relu'": self.g_activation in ("relu", "leaky_relu"),
+            "g_out must be 'conv' or 'deconv'": self.g_out in ("conv", "deconv"),
+            "label_smoothing must be in [0, 0.5)": 0 <= self.label_smoothing < 0.5,
+            "batch_size, epochs, latent_dim and conv_dim must be positive": min(
+                self.batch_size, self.epochs, self.latent_dim, self.conv_dim) > 0,
+            "limit must be >= 0": self.limit >= 0,
+        }
+        errors = [message for message, ok in checks.items() if not ok]
+        if errors:
+            raise ValueError(f"invalid config ({self.preset}): " + "; ".join(errors)
+                             + f" (image_size={self.image_size}, g_start={self.g_start}, g_mult={self.g_mult})")
+
+    def output_size(self):
+        upsamplings = len(self.g_mult) + (self.g_out == "deconv")
+        return self.g_start * 2 ** upsamplings
+
+    @property
+    def discriminator_lr(self):
+        return self.d_lr or self.lr
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    def save(self, directory):
+        path = Path(directory) / CONFIG_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory):
+        path = Path(directory)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+PRESETS = {
+    # The design card; the keras.io "DCGAN to generate face images" architecture.
+    "keras64": Config(),
+    # The Udacity face-generation project (seeds 000/003/004): 32x32, conv_dim width, latent 100.
+    "dcgan32": Config(
+        preset="dcgan32", image_size=32, latent_dim=100, g_start=2, g_dense_mult=8, g_mult=(4, 2, 1),
+        g_dense_norm=True, g_activation="relu", g_out="deconv", d_mult=(1, 2, 4, 8), d_dropout=0.0,
+        batch_size=64),
+    # Small enough for tests and CPU smoke runs.
+    "tiny": Config(
+        preset="tiny", image_size=16, latent_dim=16, conv_dim=8, g_start=4, g_dense_mult=2, g_mult=(2, 1),
+        d_mult=(1, 2), batch_size=16, epochs=1),
+}
+
+
+def preset(name, **overrides):
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name].replace(**overrides)
