@@ -1,0 +1,290 @@
+"""Training data: read a source once into uint8 images, then serve batches with tf.data.
+
+Sources (the `data` config field):
+- "builtin" or "builtin:N": the procedural faces of dcgan_tf.faces (N images, default 2,000);
+- a directory of images, searched recursively (.jpg .jpeg .png .bmp);
+- a .zip of images, read as it is (e.g. img_align_celeba.zip as downloaded);
+- a .npy / .npz array [N, H, W, C] (uint8, or floats in [0, 1] or [-1, 1]).
+
+Each image is converted to RGB (grayscale, palette, RGBA, CMYK), face-cropped, resized
+with antialiasing and kept as uint8, so a whole CelebA at 64x64 (2.5 GB) stays in
+memory; batches are scaled to [-1, 1] in the pipeline. A `.npy` is memory-mapped, so a
+prepared array larger than memory works too.
+"""
+
+import io
+import os
+import threading
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+BUILTIN_SIZE = 2000
+# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face (seed 002).
+CELEBA_FRAME = (178, 218)
+CELEBA_FACE_BOX = (30, 55, 150, 175)
+
+
+class DataError(ValueError):
+    """Bad training data, with a message that names the source and the problem."""
+
+
+@dataclass
+class LoadReport:
+    source: str
+    found: int
+    loaded: int
+    skipped: list = field(default_factory=list)  # (name, reason)
+
+    def summary(self):
+        lines = [f"{self.source}: {self.loaded} images loaded of {self.found} found"]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
+            lines += [f"  {name}: {reason}" for name, reason in self.skipped[:20]]
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+
+# --- cropping -------------------------------------------------------------------------
+
+def _centre_square(width, height, side=None):
+    side = min(width, height) if side is None else min(side, width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def _celeba_box(width, height):
+    sx, sy = width / CELEBA_FRAME[0], height / CELEBA_FRAME[1]
+    left, top, right, bottom = CELEBA_FACE_BOX
+    return (left * sx, top * sy, right * sx, bottom * sy)
+
+
+def _is_celeba_frame(width, height):
+    return abs(width / height - CELEBA_FRAME[0] / CELEBA_FRAME[1]) < 0.02
+
+
+def parse_crop(spec):
+    """A crop spec -> function (width, height) -> box (left, top, right, bottom) or None.
+
+    "auto" (default): the CelebA face box on images with the aligned-CelebA aspect ratio
+    (scaled to their size), else the largest centred square; "celeba": always that box;
+    "center" / "center:N": centred square (largest, or N pixels); "box:l,t,r,b"; "none".
+    """
+    name, _, arg = spec.partition(":")
+    try:
+        if name == "auto" and not arg:
+            return lambda w, h: _celeba_box(w, h) if _is_celeba_frame(w, h) else _centre_square(w, h)
+        if name == "celeba" and not arg:
+            return _celeba_box
+        if name == "center":
+            side = int(arg) if arg else None
+            if side is not None and side <= 0:
+                raise ValueError
+            return lambda w, h: _centre_square(w, h, side)
+        if name == "box":
+            box = tuple(int(v) for v in arg.split(","))
+            if len(box) != 4 or box[0] >= box[2] or box[1] >= box[3]:
+                raise ValueError
+            return lambda w, h: box
+        if name == "none" and not arg:
+            return lambda w, h: None
+    except ValueError:
+        pass
+    raise DataError(f"bad crop {spec!r}: use auto, celeba, center, center:N, box:LEFT,TOP,RIGHT,BOTTOM or none")
+
+
+# --- decoding -------------------------------------------------------------------------
+
+def _to_rgb(image):
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PNGs: keep the top 8 bits
+        pixels = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return image.convert("RGB")
+
+
+def process_image(image, size, crop):
+    """PIL image -> uint8 [size, size, 3]: RGB, cropped, resized with antialiasing."""
+    image = _to_rgb(image)
+    box = crop(*image.size)
+    if box is not None and (box[0] < 0 or box[1] < 0 or box[2] > image.size[0] or box[3] > image.size[1]):
+        raise DataError(f"crop box {tuple(round(v) for v in box)} lies outside the {image.size[0]}x{image.size[1]} image")
+    resized = image.resize((size, size), Image.LANCZOS, box=box)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def decode_image(data, size, crop):
+    """Bytes or a path -> uint8 [size, size, 3]; DataError says why a file is unreadable."""
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+            image.load()  # decode fully now: a truncated file fails here, not later in training
+            return process_image(image, size, crop)
+    except DataError:
+        raise
+    except Exception as error:  # Pillow raises several types for bad files
+        raise DataError(f"not a readable image ({type(error).__name__}: {error})") from None
+
+
+# --- sources --------------------------------------------------------------------------
+
+class _ZipReader:
+    """Reads members of one zip from many threads (a ZipFile handle is not thread-safe)."""
+
+    def __init__(self, path):
+        self.path = path
+        self._local = threading.local()
+
+    def __call__(self, name):
+        if not hasattr(self._local, "zip"):
+            self._local.zip = zipfile.ZipFile(self.path)
+        return self._local.zip.read(name)
+
+
+def _image_names(names):
+    return sorted(n for n in names if n.lower().endswith(IMAGE_EXTENSIONS) and not Path(n).name.startswith("."))
+
+
+def _list_files(spec):
+    """-> (names, read(name) -> bytes or path) for a directory or a zip."""
+    path = Path(spec)
+    if path.is_dir():
+        names = _image_names(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+        return names, lambda name: str(path / name)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = _image_names(info.filename for info in archive.infolist() if not info.is_dir())
+    except zipfile.BadZipFile as error:
+        raise DataError(f"{spec}: not a readable zip file ({error})") from None
+    return names, _ZipReader(path)
+
+
+def _decode_all(names, read, size, crop, progress):
+    """Decode in threads (Pillow releases the GIL while decoding); keep order, skip bad files."""
+    images = np.empty((len(names), size, size, 3), np.uint8)
+    ok = np.zeros(len(names), bool)
+    skipped = []
+
+    def work(i):
+        try:
+            images[i] = decode_image(read(names[i]), size, crop)
+            ok[i] = True
+        except (DataError, OSError, zipfile.BadZipFile, KeyError) as error:
+            skipped.append((names[i], str(error)))
+
+    bar = _progress_bar(len(names)) if progress else None
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for done, _ in enumerate(pool.map(work, range(len(names))), 1):
+            if bar is not None and (done % 256 == 0 or done == len(names)):
+                bar.update(done)
+    return images[ok], sorted(skipped)
+
+
+def _progress_bar(total):
+    import keras
+    return keras.utils.Progbar(total, unit_name="image")
+
+
+def _array_images(array, size, crop, name):
+    """An [N, H, W, C] array -> uint8 [N, size, size, 3]; memory-mapped arrays stay mapped when ready."""
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4) or len(array) == 0:
+        raise DataError(f"{name}: expected an array of images [N, H, W, 1|3|4], got shape {array.shape}")
+    if array.dtype == np.uint8 and array.shape[1:] == (size, size, 3):
+        return array
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.floating):
+            raise DataError(f"{name}: expected uint8 or float images, got dtype {array.dtype}")
+        low, high = float(array.min()), float(array.max())
+        if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
+            raise DataError(f"{name}: float images must lie in [0, 1] or [-1, 1], found [{low:.3g}, {high:.3g}]")
+        scaled = (array + 1.0) * 127.5 if low < 0 else array * 255.0
+        array = np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+    modes = {1: "L", 3: "RGB", 4: "RGBA"}
+    mode = modes[array.shape[-1]]
+    return np.stack([process_image(Image.fromarray(a.squeeze(-1) if mode == "L" else a, mode), size, crop)
+                     for a in array])
+
+
+def _load_array(path):
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                if not archive.files:
+                    raise DataError(f"{path}: the .npz holds no array")
+                return archive[archive.files[0]]
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise DataError(f"{path}: not a readable numpy array ({error})") from None
+
+
+def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True):
+    """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport)."""
+    crop_fn = parse_crop(crop)
+    name, _, arg = spec.partition(":")
+    if name == "builtin":
+        from .faces import render_faces
+        count = int(arg) if arg else BUILTIN_SIZE
+        count = min(count, limit) if limit else count
+        images = render_faces(count, size, seed=seed)
+        return images, LoadReport(spec, count, count)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise DataError(f"data path does not exist: {spec}")
+    if path.suffix in (".npy", ".npz"):
+        array = _load_array(path)
+        array = array[:limit] if limit else array
+        return _array_images(array, size, crop_fn, spec), LoadReport(spec, len(array), len(array))
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise DataError(f"{spec}: expected a directory, a .zip, a .npy/.npz or 'builtin'")
+    names, read = _list_files(path)
+    if not names:
+        raise DataError(f"{spec}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    names = names[:limit] if limit else names
+    images, skipped = _decode_all(names, read, size, crop_fn, progress)
+    if len(images) == 0:
+        first_name, first_reason = skipped[0]
+        raise DataError(f"{spec}: none of the {len(names)} images could be read (e.g. {first_name}: {first_reason})")
+    return images, LoadReport(spec, len(names), len(images), skipped)
+
+
+# --- the tf.data pipeline -------------------------------------------------------------
+
+def make_dataset(images, batch_size, seed=0, shuffle=True):
+    """uint8 images -> batches of float32 in [-1, 1], reshuffled every epoch.
+
+    The pipeline shuffles indices and gathers each batch with numpy, so the images are
+    never copied into a graph constant and a memory-mapped array is read lazily.
+    Full batches only: one batch shape for XLA, and equal shares for every replica.
+    """
+    count, size = len(images), images.shape[1]
+    if count < batch_size:
+        raise DataError(f"only {count} images for a batch size of {batch_size}: lower --batch-size or add data")
+    indices = tf.data.Dataset.range(count)
+    if shuffle:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    indices = indices.batch(batch_size, drop_remainder=True)
+
+    def gather(batch_indices):
+        return np.asarray(images[np.sort(batch_indices)])
+
+    def to_float(batch):
+        batch = tf.ensure_shape(batch, (batch_size, size, size, 3))
+        return tf.cast(batch, tf.float32) / 127.5 - 1.0
+
+    batches = indices.map(lambda i: tf.numpy_function(gather, [i], tf.uint8, stateful=False),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    batches = batches.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # The data is one in-memory array, not files: multi-worker sharding must split batches.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return batches.with_options(options).prefetch(tf.data.AUTOTUNE)
