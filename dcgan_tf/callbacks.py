@@ -1,0 +1,102 @@
+"""Keras callbacks of a training run: sample grids, loss curves, checkpoints."""
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import latent
+from .images import save_grid
+
+LOSS_KEYS = ("d_loss", "g_loss", "real_prob", "fake_prob")
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Each epoch, the generator's images for one fixed latent batch: samples/epoch_NNN.png."""
+
+    def __init__(self, directory, count, latent_dim, seed):
+        super().__init__()
+        self.directory = Path(directory)
+        self.z = latent.sample(count, latent_dim, seed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        images = latent.to_uint8(self.model.generator(self.z, training=False)).numpy()
+        save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
+
+
+class LossCurves(keras.callbacks.Callback):
+    """Per-step losses and D outputs in steps.csv, plotted to losses.png each epoch.
+
+    Keras logs running epoch means; the value of the steps since the previous batch
+    callback is recovered from two consecutive means (this also covers
+    steps_per_execution > 1, where batch callbacks fire every N steps).
+    """
+
+    def __init__(self, run_dir):
+        super().__init__()
+        self.csv_path = Path(run_dir) / "steps.csv"
+        self.plot_path = Path(run_dir) / "losses.png"
+        self.step = self._last_logged_step()
+
+    def _last_logged_step(self):
+        if not self.csv_path.exists():
+            return 0
+        with self.csv_path.open() as f:
+            rows = list(csv.DictReader(f))
+        return int(rows[-1]["step"]) if rows else 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.seen, self.means, self.rows = epoch + 1, 0, None, []
+
+    def on_train_batch_end(self, batch, logs=None):
+        means = np.array([float(logs[k]) for k in LOSS_KEYS])
+        count = batch + 1
+        previous = self.means if self.means is not None else np.zeros_like(means)
+        values = (means * count - previous * self.seen) / (count - self.seen)
+        self.step += count - self.seen
+        self.seen, self.means = count, means
+        self.rows.append([self.step, self.epoch, *values])
+
+    def on_epoch_end(self, epoch, logs=None):
+        new_file = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as f:
+            writer = csv.writer(f)
+            if new_file:
+                writer.writerow(["step", "epoch", *LOSS_KEYS])
+            writer.writerows(self.rows)
+        plot_losses(self.csv_path, self.plot_path)
+
+
+def plot_losses(csv_path, plot_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.genfromtxt(csv_path, delimiter=",", names=True)
+    data = np.atleast_1d(data)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
+        top.plot(data["step"], data[key], label=label, linewidth=0.8)
+    top.set_ylabel("loss")
+    top.legend()
+    for key, label in (("real_prob", "D(x), real"), ("fake_prob", "D(G(z)), fake")):
+        bottom.plot(data["step"], data[key], label=label, linewidth=0.8)
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("step")
+    bottom.set_ylabel("mean D output")
+    bottom.legend()
+    fig.tight_layout()
+    fig.savefig(plot_path, dpi=100)
+    plt.close(fig)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves a TrainingCheckpoint at the end of every epoch."""
+
+    def __init__(self, training_checkpoint):
+        super().__init__()
+        self.training_checkpoint = training_checkpoint
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.training_checkpoint.save(epoch + 1)

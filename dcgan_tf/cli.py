@@ -1,0 +1,47 @@
+"""Command-line flags generated from the Config dataclass, so flags and config never drift."""
+
+import argparse
+import dataclasses
+
+from .config import Config
+
+HELP = {
+    "data": "builtin[:N], an image directory, a .zip of images or a .npy/.npz array",
+    "crop": "auto, celeba, center, center:N, box:L,T,R,B or none",
+    "limit": "train on the first N images only (0: all)",
+    "conv_dim": "width multiplier of both networks",
+    "label_smoothing": "one-sided: real targets become 1 - value",
+    "mixed_precision": "float32, mixed_float16 or mixed_bfloat16",
+}
+NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag
+
+
+def _parse_bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _parse_ints(text):
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def add_config_flags(parser):
+    """One --flag per Config field; unset flags stay None so the preset's value is kept."""
+    group = parser.add_argument_group("model and training config (defaults: the chosen preset)")
+    for f in dataclasses.fields(Config):
+        if f.name in NOT_FLAGS:
+            continue
+        kind = {bool: _parse_bool, tuple: _parse_ints}.get(type(f.default), type(f.default))
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                           metavar=f.name.upper(), help=HELP.get(f.name, f"default {f.default}"))
+
+
+def config_overrides(args):
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
+            if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}

@@ -1,0 +1,48 @@
+"""Train a DCGAN: python train.py --preset dcgan32 --data img_align_celeba.zip --epochs 10
+
+Every Config field is a flag (python train.py --help). --resume continues a run from its
+last checkpoint with the config saved in the run (flags given again override it, e.g. a
+larger --epochs).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from dcgan_tf.cli import add_config_flags, config_overrides
+from dcgan_tf.config import PRESETS, Config, preset
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, default="keras64", help="architecture and defaults")
+    parser.add_argument("--out", type=Path, help="run directory (default runs/PRESET-DATA)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--export-dir", type=Path, default=Path("saved_models"),
+                        help="exported models land in EXPORT_DIR/RUN_NAME (default saved_models)")
+    parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
+    add_config_flags(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from dcgan_tf.training import default_run_name, train  # imports TensorFlow: after --help
+
+    overrides = config_overrides(args)
+    try:
+        if args.resume:
+            if args.out is None:
+                raise ValueError("--resume needs --out RUN_DIR")
+            cfg = Config.load(args.out).replace(**overrides)
+        else:
+            cfg = preset(args.preset, **overrides)
+        run_dir = args.out or Path("runs") / default_run_name(cfg)
+        export_dir = None if args.no_export else args.export_dir / run_dir.name
+        train(cfg, run_dir, resume=args.resume, export_dir=export_dir)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        sys.exit(f"train.py: error: {error}")
+
+
+if __name__ == "__main__":
+    main()
