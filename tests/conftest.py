@@ -1,0 +1,23 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CELEBA_ZIP = ROOT.parent / "shared" / "data" / "celeba_10k.zip"
+
+
+def random_images(count, size, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def image_npy(tmp_path):
+    """A small uint8 image array file, enough for a few tiny-preset batches."""
+    path = tmp_path / "images.npy"
+    np.save(path, random_images(64, 16))
+    return path

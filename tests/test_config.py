@@ -1,0 +1,47 @@
+import pytest
+
+from dcgan_tf.config import PRESETS, Config, preset
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_presets_are_consistent(name):
+    cfg = PRESETS[name]
+    assert cfg.output_size() == cfg.image_size
+    assert cfg.preset == name
+
+
+def test_design_card_and_udacity_presets():
+    keras64, dcgan32 = PRESETS["keras64"], PRESETS["dcgan32"]
+    assert (keras64.image_size, keras64.latent_dim) == (64, 128)
+    assert [keras64.conv_dim * m for m in keras64.g_mult] == [128, 256, 512]
+    assert [keras64.conv_dim * m for m in keras64.d_mult] == [64, 128, 128]
+    assert (dcgan32.image_size, dcgan32.latent_dim, dcgan32.conv_dim) == (32, 100, 64)
+    assert len(dcgan32.d_mult) == 4
+    assert (keras64.lr, keras64.beta1) == (2e-4, 0.5)
+
+
+def test_json_round_trip(tmp_path):
+    cfg = preset("dcgan32", conv_dim=128, label_smoothing=0.1, data="faces.zip")
+    cfg.save(tmp_path)
+    assert Config.load(tmp_path) == cfg
+    assert Config.load(tmp_path / "config.json").g_mult == (4, 2, 1)
+
+
+def test_inconsistent_sizes_are_rejected():
+    with pytest.raises(ValueError, match="image_size must equal"):
+        preset("keras64", image_size=32)
+
+
+@pytest.mark.parametrize("change", [{"label_smoothing": 0.7}, {"batch_size": 0}, {"g_activation": "tanh"}])
+def test_bad_values_are_rejected(change):
+    with pytest.raises(ValueError, match="invalid config"):
+        preset("tiny", **change)
+
+
+def test_unknown_keys_and_presets_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown config keys: colour"):
+        Config.from_dict({**Config().to_dict(), "colour": 1})
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        Config.load(tmp_path)

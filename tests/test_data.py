@@ -1,0 +1,125 @@
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan_tf.data import DataError, load_images, make_dataset, parse_crop
+
+from conftest import CELEBA_ZIP, random_images
+
+
+def write_mixed_images(folder):
+    """JPEG, PNG, grayscale, RGBA, palette and odd sizes, some in a subfolder."""
+    rng = np.random.default_rng(0)
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(random_images(1, 40)[0]).save(folder / "a.jpg")
+    Image.fromarray(random_images(1, 30, seed=1)[0]).save(folder / "b.png")
+    Image.fromarray(rng.integers(0, 256, (50, 20), dtype=np.uint8), "L").save(folder / "sub" / "gray.png")
+    Image.fromarray(rng.integers(0, 256, (24, 24, 4), dtype=np.uint8), "RGBA").save(folder / "sub" / "rgba.png")
+    Image.fromarray(random_images(1, 36, seed=2)[0]).convert("P").save(folder / "sub" / "palette.bmp")
+    (folder / "notes.txt").write_text("not an image")
+    return 5
+
+
+def test_directory_of_mixed_images(tmp_path):
+    count = write_mixed_images(tmp_path / "faces")
+    images, report = load_images(str(tmp_path / "faces"), 16, progress=False)
+    assert images.shape == (count, 16, 16, 3) and images.dtype == np.uint8
+    assert (report.found, report.loaded, report.skipped) == (count, count, [])
+    gray = images[2]  # sorted order: a.jpg, b.png, sub/gray.png, ...
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+
+
+def test_zip_reads_like_the_directory(tmp_path):
+    write_mixed_images(tmp_path / "faces")
+    archive = tmp_path / "faces.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in sorted((tmp_path / "faces").rglob("*")):
+            if path.is_file():
+                z.write(path, path.relative_to(tmp_path))
+    from_dir, _ = load_images(str(tmp_path / "faces"), 16, progress=False)
+    from_zip, _ = load_images(str(archive), 16, progress=False)
+    np.testing.assert_array_equal(from_dir, from_zip)
+
+
+def test_unreadable_files_are_skipped_and_reported(tmp_path):
+    write_mixed_images(tmp_path)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    jpeg = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    images, report = load_images(str(tmp_path), 16, progress=False)
+    assert len(images) == 5 and report.found == 7
+    assert [name for name, _ in report.skipped] == ["empty.jpg", "truncated.jpg"]
+    assert "truncated.jpg" in report.summary() and "not a readable image" in report.summary()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "does not exist"),
+    (lambda p: p, "no images found"),
+    (lambda p: (p / "x.txt").write_text("x") and p / "x.txt", "expected a directory, a .zip"),
+])
+def test_bad_sources_name_the_problem(tmp_path, make, message):
+    with pytest.raises(DataError, match=message):
+        load_images(str(make(tmp_path)), 16, progress=False)
+
+
+def test_all_files_unreadable(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match="none of the 1 images could be read.*bad.png"):
+        load_images(str(tmp_path), 16, progress=False)
+
+
+def test_numpy_arrays(tmp_path):
+    floats = random_images(10, 32).astype("float32") / 127.5 - 1
+    np.save(tmp_path / "floats.npy", floats)
+    np.savez(tmp_path / "uint8.npz", images=random_images(10, 16))
+    resized, _ = load_images(str(tmp_path / "floats.npy"), 16, limit=4, progress=False)
+    ready, _ = load_images(str(tmp_path / "uint8.npz"), 16, progress=False)
+    assert resized.shape == (4, 16, 16, 3) and ready.shape == (10, 16, 16, 3)
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 5), np.uint8))
+    with pytest.raises(DataError, match=r"wrong.npy: expected an array of images .* shape \(3, 5\)"):
+        load_images(str(tmp_path / "wrong.npy"), 16, progress=False)
+
+
+def test_crops():
+    assert parse_crop("celeba")(178, 218) == (30, 55, 150, 175)
+    assert parse_crop("auto")(89, 109) == pytest.approx((15, 27.5, 75, 87.5), abs=0.3)
+    assert parse_crop("auto")(100, 60) == (20, 0, 80, 60)
+    assert parse_crop("center:108")(178, 218) == (35, 55, 143, 163)
+    assert parse_crop("box:1,2,30,40")(64, 64) == (1, 2, 30, 40)
+    assert parse_crop("none")(64, 64) is None
+    for bad in ("middle", "center:-3", "box:1,2,3", "box:5,5,1,1"):
+        with pytest.raises(DataError, match="bad crop"):
+            parse_crop(bad)
+
+
+def test_crop_outside_the_image_is_an_error(tmp_path):
+    Image.fromarray(random_images(1, 20)[0]).save(tmp_path / "small.png")
+    with pytest.raises(DataError, match="crop box .* outside the 20x20 image"):
+        load_images(str(tmp_path / "small.png").rsplit("/", 1)[0], 16, crop="box:0,0,50,50", progress=False)
+
+
+def test_dataset_batches_scaled_and_reshuffled():
+    images = random_images(70, 8)
+    dataset = make_dataset(images, 16, seed=0)
+    first, second = list(dataset), list(dataset)
+    assert len(first) == 4  # 70 // 16, the partial batch dropped
+    batch = first[0].numpy()
+    assert batch.shape == (16, 8, 8, 3) and batch.dtype == np.float32
+    assert batch.min() >= -1 and batch.max() <= 1 and batch.min() < -0.9 and batch.max() > 0.9
+    assert not np.array_equal(first[0], second[0])  # a new order each epoch
+    seen = np.concatenate([b.numpy() for b in first])
+    originals = {img.tobytes() for img in images}
+    assert all(np.round((img + 1) * 127.5).astype(np.uint8).tobytes() in originals for img in seen)
+    with pytest.raises(DataError, match="only 70 images for a batch size of 128"):
+        make_dataset(images, 128)
+
+
+@pytest.mark.skipif(not CELEBA_ZIP.exists(), reason="needs ../shared/data/celeba_10k.zip")
+def test_celeba_zip_face_crop():
+    images, report = load_images(str(CELEBA_ZIP), 32, limit=50, progress=False)
+    assert images.shape == (50, 32, 32, 3) and report.skipped == []
+    # Faces fill the crop: the centre is brighter and more skin-coloured (red > blue) than random.
+    centre = images[:, 10:22, 10:22].astype(float)
+    assert centre[..., 0].mean() > centre[..., 2].mean() + 10

@@ -1,0 +1,96 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan_tf import losses
+from dcgan_tf.config import preset
+from dcgan_tf.gan import DCGAN, build_gan
+
+from conftest import random_images
+
+
+def real_batches(cfg, count=64):
+    images = random_images(count, cfg.image_size).astype("float32") / 127.5 - 1
+    return tf.data.Dataset.from_tensor_slices(images).batch(cfg.batch_size, drop_remainder=True)
+
+
+def snapshot(model):
+    return [w.numpy().copy() for w in model.trainable_weights]
+
+
+def changed(before, model):
+    return all(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+
+
+@pytest.mark.parametrize("reuse_fake", [True, False])
+def test_one_train_step_updates_both_networks(reuse_fake):
+    cfg = preset("tiny", reuse_fake=reuse_fake)
+    gan = build_gan(cfg)
+    g_before, d_before = snapshot(gan.generator), snapshot(gan.discriminator)
+    logs = gan.train_step(next(iter(real_batches(cfg))))
+    assert changed(g_before, gan.generator) and changed(d_before, gan.discriminator)
+    assert set(logs) == {"d_loss", "g_loss", "real_prob", "fake_prob"}
+    assert all(math.isfinite(float(v)) for v in logs.values())
+    assert 0 < float(logs["real_prob"]) < 1 and 0 < float(logs["fake_prob"]) < 1
+    assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 1
+
+
+def test_fit_moves_the_losses_and_batchnorm_statistics():
+    cfg = preset("tiny")
+    gan = build_gan(cfg)
+    moving_mean = [w for w in gan.generator.weights if "moving_mean" in w.path][0]
+    history = gan.fit(real_batches(cfg).repeat(4), epochs=2, verbose=0).history
+    assert list(history) == ["d_loss", "fake_prob", "g_loss", "real_prob"]  # no spurious "loss"
+    assert all(np.isfinite(history[k]).all() for k in history)
+    assert history["d_loss"][0] != history["d_loss"][1] and history["g_loss"][0] != history["g_loss"][1]
+    assert np.abs(moving_mean.numpy()).max() > 0  # BatchNorm ran in training mode
+    assert int(gan.d_optimizer.iterations) == 32
+
+
+def test_latent_batches_differ_between_steps_and_streams():
+    gan = build_gan(preset("tiny"))
+    first, other_stream = gan._latent_batch(4, 0), gan._latent_batch(4, 1)
+    gan.d_optimizer.iterations.assign_add(1)
+    assert not np.allclose(first, other_stream)
+    assert not np.allclose(first, gan._latent_batch(4, 0))
+
+
+def test_generate_is_deterministic_per_seed():
+    gan = build_gan(preset("tiny"))
+    a, b, c = gan.generate(6, seed=3), gan.generate(6, seed=3), gan.generate(6, seed=4)
+    assert a.shape == (6, 16, 16, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_keras_file_round_trip_keeps_images_and_optimizer_state(tmp_path):
+    cfg = preset("tiny", label_smoothing=0.1)
+    gan = build_gan(cfg)
+    gan.fit(real_batches(cfg), epochs=1, verbose=0)
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.saving.load_model(tmp_path / "gan.keras")
+    assert isinstance(loaded, DCGAN) and loaded.label_smoothing == 0.1
+    np.testing.assert_array_equal(loaded.generate(8, seed=1), gan.generate(8, seed=1))
+    assert int(loaded.d_optimizer.iterations) == int(gan.d_optimizer.iterations) == 4
+    for original, restored in zip(gan.g_optimizer.variables, loaded.g_optimizer.variables):
+        np.testing.assert_array_equal(original.numpy(), restored.numpy())
+
+
+def test_bce_losses_on_known_logits():
+    zeros = tf.zeros((4, 1))
+    assert float(losses.bce_generator(zeros)) == pytest.approx(math.log(2))
+    assert float(losses.bce_discriminator(zeros, zeros)) == pytest.approx(2 * math.log(2))
+    # One-sided smoothing: a confident real logit is pushed back from 1 towards 0.9.
+    confident = tf.fill((4, 1), 5.0)
+    assert float(losses.bce_discriminator(confident, -confident, 0.1)) > float(
+        losses.bce_discriminator(confident, -confident, 0.0))
+    expected = -(0.9 * math.log(1 / (1 + math.exp(-5))) + 0.1 * math.log(1 - 1 / (1 + math.exp(-5))))
+    assert float(losses.bce_discriminator(confident, tf.fill((4, 1), -100.0), 0.1)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_unknown_loss_is_rejected():
+    with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
+        build_gan(preset("tiny", loss="wasserstein"))

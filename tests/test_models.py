@@ -1,0 +1,49 @@
+import numpy as np
+import pytest
+
+from dcgan_tf.config import preset
+from dcgan_tf.models import build_discriminator, build_generator
+
+# Parameter counts worked out by hand from the layer list (keras64: Dense 1,056,768 +
+# ConvT 262,272 + 524,544 + 2,097,664 + BN 3,584 + Conv2D 38,403).
+EXPECTED = {
+    "keras64": ((64, 64, 3), 3_983_235, 405_825),
+    "dcgan32": ((32, 32, 3), 2_966_723, 2_762_177),
+    "tiny": ((16, 16, 3), 11_219, 2_777),
+}
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shapes_and_parameter_counts(name):
+    cfg = preset(name)
+    shape, g_params, d_params = EXPECTED[name]
+    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+    assert generator.output_shape == (None, *shape)
+    assert discriminator.output_shape == (None, 1)
+    assert (generator.count_params(), discriminator.count_params()) == (g_params, d_params)
+
+
+def test_conv_dim_scales_widths():
+    small, wide = build_generator(preset("dcgan32", conv_dim=32)), build_generator(preset("dcgan32", conv_dim=128))
+    assert wide.count_params() > 3 * small.count_params()
+
+
+def test_dcgan_initialisation():
+    generator = build_generator(preset("keras64"))
+    kernels = np.concatenate([w.numpy().ravel() for w in generator.weights if "kernel" in w.path])
+    biases = np.concatenate([w.numpy().ravel() for w in generator.weights if "bias" in w.path])
+    gammas = np.concatenate([w.numpy().ravel() for w in generator.weights if "gamma" in w.path])
+    assert abs(kernels.mean()) < 1e-3 and kernels.std() == pytest.approx(0.02, rel=0.02)
+    assert np.all(biases == 0)
+    assert gammas.mean() == pytest.approx(1.0, abs=0.005) and gammas.std() == pytest.approx(0.02, rel=0.1)
+
+
+def test_generator_output_in_tanh_range():
+    cfg = preset("tiny")
+    generator = build_generator(cfg)
+    for w in generator.weights:  # large weights drive tanh into saturation
+        if "kernel" in w.path:
+            w.assign(w * 100)
+    images = generator(np.random.default_rng(0).normal(size=(8, cfg.latent_dim)), training=True).numpy()
+    assert images.min() >= -1 and images.max() <= 1
+    assert images.min() < -0.99 and images.max() > 0.99

@@ -1,0 +1,84 @@
+"""train.py end to end in a subprocess, as a user runs it."""
+
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import ROOT
+
+
+def run_train(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], cwd=cwd, env=env,
+                           capture_output=True, text=True, timeout=300)
+
+
+def epochs_logged(run):
+    with open(run / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("train")
+    np.save(work / "faces.npy", np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8))
+    result = run_train("--preset", "tiny", "--data", "faces.npy", "--epochs", 1, "--out", "runs/demo", cwd=work)
+    assert result.returncode == 0, result.stderr
+    return work, work / "runs" / "demo"
+
+
+def test_run_writes_grids_curves_checkpoint_and_export(trained_run):
+    work, run = trained_run
+    for name in ("config.json", "real_batch.png", "samples/epoch_001.png", "history.csv", "steps.csv",
+                 "losses.png", "checkpoints/checkpoint"):
+        assert (run / name).is_file(), name
+    grid = np.asarray(Image.open(run / "samples" / "epoch_001.png"))
+    assert grid.shape == (8 * 18 + 2, 8 * 18 + 2, 3) and grid.std() > 0  # 64 tiles of 16 px, 2 px padding
+    assert np.asarray(Image.open(run / "real_batch.png")).shape == (2 * 18 + 2, 10 * 18 + 2, 3)
+    with open(run / "steps.csv") as f:
+        steps = list(csv.DictReader(f))
+    assert [int(row["step"]) for row in steps] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(row["g_loss"])) for row in steps)
+    export = work / "saved_models" / "demo"
+    assert (export / "saved_model.pb").is_file() and (export / "config.json").is_file()
+    images = tf.saved_model.load(str(export)).signatures["serving_default"](z=tf.zeros((2, 16)))["images"]
+    assert images.shape == (2, 16, 16, 3) and images.dtype == tf.uint8
+
+
+def test_resume_continues_at_the_next_epoch(trained_run):
+    work, run = trained_run
+    result = run_train("--out", "runs/demo", "--resume", "--epochs", 2, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and "at epoch 2 of 2" in result.stdout
+    assert epochs_logged(run) == [0, 1]
+    assert (run / "samples" / "epoch_002.png").is_file()
+    assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
+    iterations = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("d_optimizer/_iterations")]
+    assert iterations == [8]  # 4 steps per epoch, optimizer state carried over
+
+
+def test_existing_run_is_not_overwritten(trained_run):
+    work, run = trained_run
+    result = run_train("--preset", "tiny", "--data", "faces.npy", "--out", "runs/demo", cwd=work)
+    assert result.returncode != 0
+    assert "already holds a training run: pass --resume" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "no/such/dir"], "data path does not exist: no/such/dir"),
+    (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
+    (["--image-size", "48"], "image_size must equal"),
+    (["--resume", "--out", "runs/none"], "no config.json"),
+])
+def test_bad_flags_give_one_clear_error(tmp_path, args, message):
+    result = run_train("--preset", "tiny", *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
