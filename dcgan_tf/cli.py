@@ -12,6 +12,7 @@ HELP = {
     "conv_dim": "width multiplier of both networks",
     "label_smoothing": "one-sided: real targets become 1 - value",
     "mixed_precision": "float32, mixed_float16 or mixed_bfloat16",
+    "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag
 

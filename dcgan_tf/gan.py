@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from . import latent, losses
-from .config import Config
+from .config import JIT_MODES, Config
 from .models import build_discriminator, build_generator
 
 
@@ -157,7 +157,7 @@ def build_gan(cfg: Config, strategy=None):
             loss=cfg.loss,
             label_smoothing=cfg.label_smoothing,
             reuse_fake=cfg.reuse_fake,
-            jit_compile=cfg.jit_compile,
+            jit_compile=JIT_MODES[cfg.jit_compile],
             steps_per_execution=cfg.steps_per_execution,
         )
     return gan
