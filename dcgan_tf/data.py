@@ -227,16 +227,23 @@ def _load_array(path):
         raise DataError(f"{path}: not a readable numpy array ({error})") from None
 
 
+def _builtin_faces(spec, count, size, limit, seed, progress):
+    from .faces import render_faces
+    if count and not (count.isdigit() and int(count) > 0):
+        raise DataError(f"{spec}: the built-in set takes a positive image count, e.g. builtin:2000")
+    count = int(count) if count else BUILTIN_SIZE
+    count = min(count, limit) if limit else count
+    bar = _progress_bar(count) if progress else None
+    images = render_faces(count, size, seed=seed, on_face=bar and (lambda: bar.add(1)))
+    return images, LoadReport(spec, count, count)
+
+
 def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True):
     """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport)."""
     crop_fn = parse_crop(crop)
     name, _, arg = spec.partition(":")
     if name == "builtin":
-        from .faces import render_faces
-        count = int(arg) if arg else BUILTIN_SIZE
-        count = min(count, limit) if limit else count
-        images = render_faces(count, size, seed=seed)
-        return images, LoadReport(spec, count, count)
+        return _builtin_faces(spec, arg, size, limit, seed, progress)
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data path does not exist: {spec}")
