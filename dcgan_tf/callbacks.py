@@ -91,6 +91,19 @@ def plot_losses(csv_path, plot_path):
     plt.close(fig)
 
 
+class EpochHistory(keras.callbacks.CSVLogger):
+    """history.csv: one row of epoch means per epoch, numbered from 1 like the samples and checkpoints.
+
+    Keras' CSVLogger adds empty val_* columns when there is no validation data; the columns
+    here are the logged metrics only.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None:
+            self.keys = sorted(logs or {})
+        super().on_epoch_end(epoch + 1, logs)
+
+
 class Checkpoint(keras.callbacks.Callback):
     """Saves a TrainingCheckpoint at the end of every epoch."""
 

@@ -8,8 +8,6 @@ steps.csv and losses.png (per-step curves) and checkpoints/.
 import os
 from pathlib import Path
 
-import keras
-
 from . import callbacks
 from .checkpoints import TrainingCheckpoint, has_checkpoint
 from .config import Config
@@ -36,7 +34,7 @@ def run_callbacks(cfg, run_dir, checkpoint, resume):
     return [
         callbacks.Checkpoint(checkpoint),
         callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
+        callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume),
         callbacks.LossCurves(run_dir),
     ]
 

@@ -41,6 +41,8 @@ def test_run_writes_grids_curves_checkpoint_and_export(trained_run):
     grid = np.asarray(Image.open(run / "samples" / "epoch_001.png"))
     assert grid.shape == (8 * 18 + 2, 8 * 18 + 2, 3) and grid.std() > 0  # 64 tiles of 16 px, 2 px padding
     assert np.asarray(Image.open(run / "real_batch.png")).shape == (2 * 18 + 2, 10 * 18 + 2, 3)
+    with open(run / "history.csv") as f:
+        assert next(csv.reader(f)) == ["epoch", "d_loss", "fake_prob", "g_loss", "real_prob"]
     with open(run / "steps.csv") as f:
         steps = list(csv.DictReader(f))
     assert [int(row["step"]) for row in steps] == [1, 2, 3, 4]
@@ -56,7 +58,7 @@ def test_resume_continues_at_the_next_epoch(trained_run):
     result = run_train("--out", "runs/demo", "--resume", "--epochs", 2, cwd=work)
     assert result.returncode == 0, result.stderr
     assert "resuming" in result.stdout and "at epoch 2 of 2" in result.stdout
-    assert epochs_logged(run) == [0, 1]
+    assert epochs_logged(run) == [1, 2]
     assert (run / "samples" / "epoch_002.png").is_file()
     assert tf.train.latest_checkpoint(str(run / "checkpoints")).endswith("ckpt-2")
     reader = tf.train.load_checkpoint(str(run / "checkpoints"))
