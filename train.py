@@ -2,7 +2,8 @@
 
 Every Config field is a flag (python train.py --help). --resume continues a run from its
 last checkpoint with the config saved in the run (flags given again override it, e.g. a
-larger --epochs).
+larger --epochs). --export RUN exports a run's latest checkpoint, or a chosen one
+(runs/NAME/checkpoints/ckpt-12), to saved_models/NAME without training.
 """
 
 import argparse
@@ -21,6 +22,8 @@ def parse_args(argv=None):
     parser.add_argument("--export-dir", type=Path, default=Path("saved_models"),
                         help="exported models land in EXPORT_DIR/RUN_NAME (default saved_models)")
     parser.add_argument("--no-export", action="store_true", help="skip the SavedModel export at the end")
+    parser.add_argument("--export", type=Path, metavar="RUN",
+                        help="only export RUN (a run directory or one of its checkpoints) to EXPORT_DIR/RUN_NAME")
     add_config_flags(parser)
     return parser.parse_args(argv)
 
@@ -31,6 +34,11 @@ def main(argv=None):
 
     overrides = config_overrides(args)
     try:
+        if args.export is not None:
+            from dcgan_tf.export import export_run
+            name = args.export.name if args.export.is_dir() else args.export.parent.parent.name
+            print(f"exported the generator to {export_run(args.export, args.export_dir / name)}")
+            return
         if args.resume:
             if args.out is None:
                 raise ValueError("--resume needs --out RUN_DIR")

@@ -47,19 +47,30 @@ def export_generator(generator, cfg, out_dir):
     return out_dir
 
 
+def export_run(path, out_dir):
+    """Export the generator of a run directory or checkpoint (see load_generator) to out_dir."""
+    generator, cfg = load_generator(path)
+    if cfg is None:
+        raise ValueError(f"{path}: no config.json beside the model, cannot export it")
+    return export_generator(generator, cfg, out_dir)
+
+
 def load_generator(path):
-    """A Keras generator and its Config from a run directory (latest checkpoint), an export
-    directory or a .keras file."""
+    """A Keras generator and its Config from a run directory (latest checkpoint), one
+    checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
     from .checkpoints import TrainingCheckpoint, has_checkpoint
     from .gan import DCGAN, build_gan
 
     path = Path(path)
+    checkpoint = None
+    if path.with_name(path.name + ".index").is_file():  # a checkpoint prefix: its run is two levels up
+        path, checkpoint = path.parent.parent, str(path)
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     if path.is_dir() and has_checkpoint(path):
         cfg = Config.load(path)
         gan = build_gan(cfg)
-        TrainingCheckpoint(gan, path).restore(generator_only=True)
+        TrainingCheckpoint(gan, path).restore(checkpoint, generator_only=True)
         return gan.generator, cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():

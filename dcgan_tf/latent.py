@@ -4,13 +4,67 @@ Latent vectors come from TensorFlow's stateless RNG so the same (seed, n) gives 
 same faces in Python, in a tf.function and inside an exported SavedModel.
 """
 
+import math
+
+import numpy as np
 import tensorflow as tf
 
 
-def sample(n, latent_dim, seed):
-    """n standard-normal latent vectors, a pure function of (n, latent_dim, seed)."""
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5EED, tf.int64)])
-    return tf.random.stateless_normal(tf.stack([n, latent_dim]), seed=seed)
+def _seed(seed):
+    return tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5EED, tf.int64)])
+
+
+def sample(n, latent_dim, seed, truncation=None):
+    """n latent vectors, a pure function of (n, latent_dim, seed, truncation).
+
+    With truncation=psi each value is drawn from the normal truncated to [-psi, psi]
+    (the "truncation trick": fewer, cleaner faces), by inverting the normal CDF.
+    """
+    shape = tf.stack([n, latent_dim])
+    if truncation is not None and not truncation > 0:
+        raise ValueError(f"truncation must be positive, got {truncation}")
+    if truncation is None:
+        return tf.random.stateless_normal(shape, seed=_seed(seed))
+    edge = 0.5 * math.erfc(truncation / math.sqrt(2))  # P(z < -psi)
+    uniform = tf.random.stateless_uniform(shape, seed=_seed(seed), minval=edge, maxval=1.0 - edge)
+    return tf.math.ndtri(uniform)
+
+
+def interpolate(points, steps, method="slerp"):
+    """A walk through latent points: `steps` vectors from each point to the next (the last included).
+
+    slerp follows the great circle between the two vectors, keeping their norm typical of
+    a Gaussian sample, where a straight line passes through low-norm, washed-out faces.
+    """
+    points = np.asarray(points, np.float64)
+    if len(points) < 2 or steps < 2:
+        raise ValueError("interpolate: need at least two points and two steps")
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    walk = [_segment(a, b, t, method)[:-1] for a, b in zip(points[:-1], points[1:])]
+    return np.concatenate(walk + [points[-1:]]).astype(np.float32)
+
+
+def _segment(a, b, t, method):
+    if method == "linear":
+        return (1 - t) * a + t * b
+    if method != "slerp":
+        raise ValueError(f"interpolate: method must be linear or slerp, got {method!r}")
+    cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:  # (anti)parallel to numerical precision: the line is the arc
+        return (1 - t) * a + t * b
+    return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def query_points(latent_dim, vector=None):
+    """The fixed latent queries of the Udacity project: all 0s, all 0.5s, all 1s, and an optional vector."""
+    points = [np.full(latent_dim, value, np.float32) for value in (0.0, 0.5, 1.0)]
+    if vector is not None:
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if vector.size != latent_dim:
+            raise ValueError(f"the query vector has {vector.size} values, the model's latent space has {latent_dim}")
+        points.append(vector)
+    return np.stack(points)
 
 
 def to_uint8(images):

@@ -84,3 +84,14 @@ def test_bad_flags_give_one_clear_error(tmp_path, args, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_export_a_chosen_checkpoint_of_a_run(trained_run):
+    work, run = trained_run
+    result = run_train("--export", "runs/demo/checkpoints/ckpt-1", "--export-dir", "exports", cwd=work)
+    assert result.returncode == 0, result.stderr
+    export = work / "exports" / "demo"
+    assert (export / "saved_model.pb").is_file() and (export / "generator.keras").is_file()
+    loaded = tf.saved_model.load(str(export))
+    images = loaded.signatures["sample"](num=tf.constant(3), seed=tf.constant(0, tf.int64))["images"]
+    assert images.shape == (3, 16, 16, 3)
