@@ -30,7 +30,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from dcgan_tf.training import default_run_name, train  # imports TensorFlow: after --help
+    from dcgan_tf.checkpoints import CheckpointError
+    from dcgan_tf.training import TrainingStopped, default_run_name, train  # imports TensorFlow: after --help
 
     overrides = config_overrides(args)
     try:
@@ -48,8 +49,11 @@ def main(argv=None):
         run_dir = args.out or Path("runs") / default_run_name(cfg)
         export_dir = None if args.no_export else args.export_dir / run_dir.name
         train(cfg, run_dir, resume=args.resume, export_dir=export_dir)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         sys.exit(f"train.py: error: {error}")
+    except TrainingStopped as stopped:
+        print(f"train.py: {stopped}", file=sys.stderr)
+        sys.exit(stopped.exit_code)
 
 
 if __name__ == "__main__":

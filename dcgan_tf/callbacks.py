@@ -1,6 +1,7 @@
 """Keras callbacks of a training run: sample grids, loss curves, checkpoints."""
 
 import csv
+import math
 from pathlib import Path
 
 import keras
@@ -12,6 +13,26 @@ from .images import save_grid
 LOSS_KEYS = ("d_loss", "g_loss", "real_prob", "fake_prob")
 
 
+def finite(logs):
+    return all(math.isfinite(float(logs[k])) for k in LOSS_KEYS if k in (logs or {}))
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training after the first step whose losses are NaN or Inf, and remembers that step.
+
+    The logged values are running epoch means, so one bad step makes them non-finite.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not finite(logs):
+            self.bad_step = int(self.model.d_optimizer.iterations.numpy())
+            self.model.stop_training = True
+
+
 class SampleGrid(keras.callbacks.Callback):
     """Each epoch, the generator's images for one fixed latent batch: samples/epoch_NNN.png."""
 
@@ -21,6 +42,8 @@ class SampleGrid(keras.callbacks.Callback):
         self.z = latent.sample(count, latent_dim, seed)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not finite(logs):
+            return
         images = latent.to_uint8(self.model.generator(self.z, training=False)).numpy()
         save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
 
@@ -37,35 +60,33 @@ class LossCurves(keras.callbacks.Callback):
         super().__init__()
         self.csv_path = Path(run_dir) / "steps.csv"
         self.plot_path = Path(run_dir) / "losses.png"
-        self.step = self._last_logged_step()
-
-    def _last_logged_step(self):
-        if not self.csv_path.exists():
-            return 0
-        with self.csv_path.open() as f:
-            rows = list(csv.DictReader(f))
-        return int(rows[-1]["step"]) if rows else 0
+        self.rows = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.seen, self.means, self.rows = epoch + 1, 0, None, []
+        self.epoch, self.seen, self.means = epoch + 1, 0, None
 
     def on_train_batch_end(self, batch, logs=None):
         means = np.array([float(logs[k]) for k in LOSS_KEYS])
         count = batch + 1
         previous = self.means if self.means is not None else np.zeros_like(means)
         values = (means * count - previous * self.seen) / (count - self.seen)
-        self.step += count - self.seen
         self.seen, self.means = count, means
-        self.rows.append([self.step, self.epoch, *values])
+        step = int(self.model.d_optimizer.iterations.numpy())
+        self.rows.append([step, self.epoch, *values])
 
     def on_epoch_end(self, epoch, logs=None):
+        self.flush()
+        plot_losses(self.csv_path, self.plot_path)
+
+    def flush(self):
+        """Append the rows not yet written (also called when training is interrupted)."""
         new_file = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
             if new_file:
                 writer.writerow(["step", "epoch", *LOSS_KEYS])
             writer.writerows(self.rows)
-        plot_losses(self.csv_path, self.plot_path)
+        self.rows = []
 
 
 def plot_losses(csv_path, plot_path):
@@ -105,11 +126,14 @@ class EpochHistory(keras.callbacks.CSVLogger):
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Saves a TrainingCheckpoint at the end of every epoch."""
+    """Saves a TrainingCheckpoint at the end of every epoch whose losses stayed finite."""
 
-    def __init__(self, training_checkpoint):
+    def __init__(self, training_checkpoint, completed_epochs):
         super().__init__()
         self.training_checkpoint = training_checkpoint
+        self.completed_epochs = completed_epochs
 
     def on_epoch_end(self, epoch, logs=None):
-        self.training_checkpoint.save(epoch + 1)
+        if finite(logs):
+            self.training_checkpoint.save(epoch + 1)
+            self.completed_epochs = epoch + 1

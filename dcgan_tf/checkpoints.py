@@ -1,19 +1,31 @@
 """Training checkpoints: the GAN, both optimizers and the epoch counter.
 
-tf.train.Checkpoint writes each checkpoint's files first and then rewrites the small
-`checkpoint` index atomically, so the index only ever names complete checkpoints and
-the previous ones stay on disk until a newer one is complete (max_to_keep).
+Checkpoints are numbered by training step (ckpt-<step>), so an epoch-end checkpoint and
+one written on Ctrl-C in the middle of an epoch never share a name.
+
+Crash safety: tf.train.Checkpoint writes a checkpoint's files first and only then
+rewrites the small `checkpoint` index atomically (write, then rename), so the index only
+ever names complete checkpoints, and the previous ones stay on disk until a newer one is
+complete (max_to_keep). A write that fails (disk full, I/O error) raises CheckpointError
+and leaves the previous checkpoint in place.
 """
 
+import shutil
 from pathlib import Path
 
 import tensorflow as tf
 
 CHECKPOINT_DIR = "checkpoints"
+SPACE_MARGIN = 1.5  # free space wanted, as a multiple of the checkpoint's size
+
+
+class CheckpointError(RuntimeError):
+    pass
 
 
 class TrainingCheckpoint:
     def __init__(self, gan, run_dir, max_to_keep=3):
+        self.gan = gan
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(
             gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, epoch=self.epoch)
@@ -25,11 +37,29 @@ class TrainingCheckpoint:
         return self.manager.latest_checkpoint
 
     def save(self, epoch):
+        """Save the state after `epoch` complete epochs; returns the checkpoint's path."""
+        self._check_free_space()
         self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=epoch)
+        step = int(self.gan.d_optimizer.iterations.numpy())
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as error:
+            raise CheckpointError(f"could not write checkpoint {self.directory}/ckpt-{step} ({error}); "
+                                  f"the previous checkpoint {self.latest} is intact") from None
+
+    def _check_free_space(self):
+        needed = SPACE_MARGIN * sum(v.numpy().nbytes for v in self.checkpoint_variables())
+        self.directory.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            raise CheckpointError(f"only {free / 2**20:.1f} MiB free in {self.directory}, a checkpoint needs "
+                                  f"about {needed / 2**20:.1f} MiB; the previous checkpoint {self.latest} is intact")
+
+    def checkpoint_variables(self):
+        return [*self.gan.weights, *self.gan.d_optimizer.variables, *self.gan.g_optimizer.variables]
 
     def restore(self, path=None, generator_only=False):
-        """Restore the latest (or a given) checkpoint; returns the epoch it was saved at."""
+        """Restore the latest (or a given) checkpoint; returns the epochs completed when it was saved."""
         path = path or self.latest
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")

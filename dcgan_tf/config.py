@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 CONFIG_FILE = "config.json"
@@ -54,9 +55,13 @@ class Config:
     data: str = "builtin"
     crop: str = "auto"
     limit: int = 0  # 0 means all images
+    strict: bool = False  # an unreadable image is an error instead of being skipped and reported
     # Outputs.
     sample_count: int = 64
     checkpoints_to_keep: int = 3
+    # Failures: on a NaN/Inf loss, "rollback" restores the last checkpoint and halves the
+    # learning rates (once), "stop" ends the run with the step where it happened.
+    on_nan: str = "rollback"
 
     def __post_init__(self):
         for name in ("g_mult", "d_mult"):
@@ -70,6 +75,7 @@ class Config:
             "batch_size, epochs, latent_dim and conv_dim must be positive": min(
                 self.batch_size, self.epochs, self.latent_dim, self.conv_dim) > 0,
             "limit must be >= 0": self.limit >= 0,
+            "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
         }
         errors = [message for message, ok in checks.items() if not ok]
         if errors:
@@ -100,7 +106,9 @@ class Config:
 
     def save(self, directory):
         path = Path(directory) / CONFIG_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        partial = path.with_name(f".{CONFIG_FILE}.partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(partial, path)  # a crash never leaves a run with half a config
         return path
 
     @classmethod

@@ -238,8 +238,11 @@ def _builtin_faces(spec, count, size, limit, seed, progress):
     return images, LoadReport(spec, count, count)
 
 
-def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True):
-    """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport)."""
+def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False):
+    """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport).
+
+    Unreadable images are skipped and listed in the report, or with strict=True are an error.
+    """
     crop_fn = parse_crop(crop)
     name, _, arg = spec.partition(":")
     if name == "builtin":
@@ -261,6 +264,10 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True):
     if len(images) == 0:
         first_name, first_reason = skipped[0]
         raise DataError(f"{spec}: none of the {len(names)} images could be read (e.g. {first_name}: {first_reason})")
+    if skipped and strict:
+        raise DataError(f"{spec}: {len(skipped)} unreadable image(s) and --strict is set: "
+                        + "; ".join(f"{name}: {reason}" for name, reason in skipped[:3])
+                        + (" ..." if len(skipped) > 3 else ""))
     return images, LoadReport(spec, len(names), len(images), skipped)
 
 

@@ -30,37 +30,83 @@ def prepare_run_dir(run_dir, resume):
     return run_dir
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume):
+class TrainingStopped(RuntimeError):
+    """Training ended early on a NaN loss; the message says what was saved."""
+
+    exit_code = 1
+
+
+class TrainingInterrupted(TrainingStopped):
+    """Ctrl-C: the state was saved and --resume continues."""
+
+    exit_code = 130  # the shell's code for SIGINT
+
+
+def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch):
     return [
-        callbacks.Checkpoint(checkpoint),
+        callbacks.NanGuard(),
+        callbacks.Checkpoint(checkpoint, initial_epoch),
         callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1),
         callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume),
         callbacks.LossCurves(run_dir),
     ]
 
 
-def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", log=print):
-    """Train (or resume) a run; export the generator to export_dir at the end if given."""
+def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", log=print, extra_callbacks=()):
+    """Train (or resume) a run; export the generator to export_dir at the end if given.
+
+    extra_callbacks are Keras callbacks added to the run's own.
+    """
     run_dir = prepare_run_dir(run_dir, resume)
     cfg.save(run_dir)
 
     images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
-                                 progress=verbose != 0)
+                                 progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
     save_grid(images[:REAL_BATCH_COUNT], run_dir / "real_batch.png", rows=2)
     dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed)
 
     gan = build_gan(cfg)
     checkpoint = TrainingCheckpoint(gan, run_dir, cfg.checkpoints_to_keep)
-    initial_epoch = checkpoint.restore() if resume else 0
     if resume:
+        initial_epoch = checkpoint.restore()
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
-    history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose, shuffle=False,
-                      callbacks=run_callbacks(cfg, run_dir, checkpoint, resume))
+    else:
+        initial_epoch = 0
+        checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
+    history = _fit(gan, dataset, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
     if export_dir is not None:
         path = export_generator(gan.generator, cfg, export_dir)
         log(f"exported the generator to {path}")
     return gan, history
+
+
+def _fit(gan, dataset, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks):
+    """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops."""
+    rolled_back = False
+    while True:
+        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch)
+        guard, saver, curves = run[0], run[1], run[-1]
+        try:
+            history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
+                              shuffle=False, callbacks=[*run, *extra_callbacks])
+        except KeyboardInterrupt:
+            curves.flush()
+            path = checkpoint.save(saver.completed_epochs)
+            raise TrainingInterrupted(f"interrupted: saved {path} (epoch {saver.completed_epochs} complete, "
+                                  f"step {int(gan.d_optimizer.iterations.numpy())}); continue with --resume") from None
+        if guard.bad_step is None:
+            return history
+        problem = f"a loss became NaN/Inf at step {guard.bad_step}"
+        if cfg.on_nan == "stop" or rolled_back:
+            raise TrainingStopped(f"{problem}; stopped. The last good checkpoint is {checkpoint.latest}"
+                                  + (" (already rolled back once)" if rolled_back else ""))
+        initial_epoch = checkpoint.restore()
+        for optimizer in (gan.d_optimizer, gan.g_optimizer):
+            optimizer.learning_rate.assign(optimizer.learning_rate * 0.5)
+        log(f"{problem}: rolled back to {checkpoint.latest} (epoch {initial_epoch}) and halved the learning "
+            f"rates (d {float(gan.d_optimizer.learning_rate):.2e}, g {float(gan.g_optimizer.learning_rate):.2e})")
+        resume = rolled_back = True
 
 
 def default_run_name(cfg):

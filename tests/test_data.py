@@ -123,3 +123,54 @@ def test_celeba_zip_face_crop():
     # Faces fill the crop: the centre is brighter and more skin-coloured (red > blue) than random.
     centre = images[:, 10:22, 10:22].astype(float)
     assert centre[..., 0].mean() > centre[..., 2].mean() + 10
+
+
+def write_awkward_images(folder):
+    """Formats a real photo folder holds: 16-bit PNG, palette PNG, CMYK JPEG, grayscale, RGBA, a huge image."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 65535, (20, 20), dtype=np.uint16)).save(folder / "deep16.png")
+    Image.fromarray(random_images(1, 20)[0]).convert("P").save(folder / "palette.png")
+    Image.fromarray(random_images(1, 20, seed=3)[0]).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), "L").save(folder / "gray.jpg")
+    Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8), "RGBA").save(folder / "rgba.png")
+    Image.fromarray(random_images(1, 3000, seed=4)[0]).save(folder / "huge.png")
+
+
+def test_awkward_formats_become_rgb_faces(tmp_path):
+    write_awkward_images(tmp_path)
+    images, report = load_images(str(tmp_path), 16, crop="none", progress=False)
+    assert images.shape == (6, 16, 16, 3) and report.skipped == []
+    assert all(image.std() > 0 for image in images)
+
+
+def test_strict_turns_a_skipped_file_into_an_error(tmp_path):
+    write_mixed_images(tmp_path)
+    (tmp_path / "fake.jpg").write_text("this is text with an image extension")
+    with pytest.raises(DataError, match="1 unreadable image.*--strict.*fake.jpg: not a readable image"):
+        load_images(str(tmp_path), 16, progress=False, strict=True)
+
+
+def test_zip_with_a_corrupt_member_skips_it(tmp_path):
+    write_mixed_images(tmp_path / "faces")
+    archive = tmp_path / "faces.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as z:
+        for path in sorted((tmp_path / "faces").rglob("*.png")):
+            z.write(path, path.name)
+    data = bytearray(archive.read_bytes())
+    first = data.find(b"IDAT")  # damage the pixel data of the first stored PNG (b.png)
+    data[first + 8:first + 40] = bytes(32)
+    archive.write_bytes(bytes(data))
+    images, report = load_images(str(archive), 16, progress=False)
+    assert [name for name, _ in report.skipped] == ["b.png"] and len(images) == report.found - 1
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((4, 8, 8, 2), np.uint8), r"expected an array of images \[N, H, W, 1\|3\|4\], got shape \(4, 8, 8, 2\)"),
+    (np.zeros((4, 8), np.uint8), r"got shape \(4, 8\)"),
+    (np.zeros((4, 8, 8, 3), np.int64), "expected uint8 or float images, got dtype int64"),
+])
+def test_numpy_array_of_the_wrong_shape_or_dtype(tmp_path, array, message):
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(DataError, match=message):
+        load_images(str(tmp_path / "bad.npy"), 16, progress=False)
