@@ -36,6 +36,10 @@ class TrainingCheckpoint:
     def latest(self):
         return self.manager.latest_checkpoint
 
+    @staticmethod
+    def latest_in(run_dir):
+        return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
+
     def save(self, epoch):
         """Save the state after `epoch` complete epochs; returns the checkpoint's path."""
         self._check_free_space()
@@ -76,4 +80,4 @@ class TrainingCheckpoint:
 
 
 def has_checkpoint(run_dir):
-    return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR)) is not None
+    return TrainingCheckpoint.latest_in(run_dir) is not None

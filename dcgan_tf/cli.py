@@ -12,6 +12,9 @@ HELP = {
     "conv_dim": "width multiplier of both networks",
     "label_smoothing": "one-sided: real targets become 1 - value",
     "mixed_precision": "float32, mixed_float16 or mixed_bfloat16",
+    "strategy": "tf.distribute: auto (mirrored on >1 GPU), default, mirrored, multiworker (TF_CONFIG) or tpu",
+    "on_nan": "on a NaN/Inf loss: rollback (to the last checkpoint, halving the learning rates once) or stop",
+    "strict": "true: an unreadable image is an error instead of being skipped",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag

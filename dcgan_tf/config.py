@@ -51,6 +51,7 @@ class Config:
     steps_per_execution: int = 1
     reuse_fake: bool = True  # G update reuses the D step's fake batch (one G forward less)
     mixed_precision: str = "float32"  # or "mixed_float16" / "mixed_bfloat16"
+    strategy: str = "auto"  # tf.distribute: auto, default, mirrored, multiworker or tpu (dcgan_tf.distribute)
     # Data.
     data: str = "builtin"
     crop: str = "auto"
@@ -76,6 +77,8 @@ class Config:
                 self.batch_size, self.epochs, self.latent_dim, self.conv_dim) > 0,
             "limit must be >= 0": self.limit >= 0,
             "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
+            "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
+                "auto", "default", "mirrored", "multiworker", "tpu"),
         }
         errors = [message for message, ok in checks.items() if not ok]
         if errors:

@@ -6,8 +6,9 @@ Design notes (see shared/notes/keras3-gan-pitfalls.md):
   restores and .keras loads find every optimizer variable (nothing silently skipped).
 - Losses are per-replica means divided by the replica count before the gradient, which
   is what the optimizers' cross-replica sum expects.
-- Latent vectors come from a stateless seed of (seed, step, replica), so every replica
-  draws different z and a resumed run continues the same random stream.
+- Latent vectors come from a stateless seed of (seed, step); each replica takes its slice
+  of the global batch's z, so replicas draw different z (a per-replica SeedGenerator
+  would give every replica the same z) and a resumed run continues the same stream.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
 """
 
@@ -59,13 +60,19 @@ class DCGAN(keras.Model):
         self.reuse_fake = bool(reuse_fake)
 
     def _latent_batch(self, batch_size, stream):
-        """z for this step: a stateless seed of (seed, step, stream, replica)."""
+        """z for this step, from a stateless seed of (seed, step, stream).
+
+        Each replica takes its own slice of the global batch's z, as it takes its own
+        slice of the real batch: replicas draw different z, and N replicas see exactly
+        the z one device would see for the same global batch.
+        """
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.d_optimizer.iterations, tf.int64)])
         seed = tf.random.experimental.stateless_fold_in(seed, stream)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        z = tf.random.stateless_normal((batch_size * replicas, self.latent_dim), seed=seed)
         replica = tf.distribute.get_replica_context()
-        if replica is not None:
-            seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
-        return tf.random.stateless_normal((batch_size, self.latent_dim), seed=seed)
+        index = replica.replica_id_in_sync_group if replica is not None else 0
+        return z[index * batch_size:(index + 1) * batch_size]
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
@@ -100,7 +107,12 @@ class DCGAN(keras.Model):
         self.g_loss_tracker.update_state(g_loss)
         self.real_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.fake_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
-        return {m.name: m.result() for m in self.metrics}
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
+            # which fails on scalars (Keras 3.15): give each value a length-1 axis.
+            results = {name: value[None] for name, value in results.items()}
+        return results
 
     def generate(self, n, seed=0):
         """n uint8 images [n, H, W, 3]; the same seed always gives the same images."""

@@ -17,7 +17,10 @@ def _init(seed):
 
 
 def _batch_norm(seed):
-    return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, WEIGHT_STDDEV, seed=seed))
+    # synchronized: under a tf.distribute strategy the statistics are those of the global
+    # batch, so N replicas train the same model as one device (no effect on one device).
+    return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, WEIGHT_STDDEV, seed=seed),
+                                     synchronized=True)
 
 
 def _activation(name):

@@ -6,12 +6,14 @@ steps.csv and losses.png (per-step curves) and checkpoints/.
 """
 
 import os
+import shutil
 from pathlib import Path
 
 from . import callbacks
 from .checkpoints import TrainingCheckpoint, has_checkpoint
 from .config import Config
 from .data import load_images, make_dataset
+from .distribute import is_chief, make_strategy, writer_dir
 from .export import export_generator
 from .gan import build_gan
 from .images import save_grid
@@ -55,29 +57,35 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch):
 def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", log=print, extra_callbacks=()):
     """Train (or resume) a run; export the generator to export_dir at the end if given.
 
-    extra_callbacks are Keras callbacks added to the run's own.
+    extra_callbacks are Keras callbacks added to the run's own. Under a multi-worker
+    strategy only the chief writes run_dir and exports (see dcgan_tf.distribute).
     """
-    run_dir = prepare_run_dir(run_dir, resume)
-    cfg.save(run_dir)
+    strategy = make_strategy(cfg.strategy)
+    chief = is_chief(strategy)
+    run_dir = prepare_run_dir(run_dir, resume) if chief else Path(run_dir)
+    out_dir = Path(writer_dir(run_dir, strategy))
+    cfg.save(out_dir)
 
     images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
                                  progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
-    save_grid(images[:REAL_BATCH_COUNT], run_dir / "real_batch.png", rows=2)
+    save_grid(images[:REAL_BATCH_COUNT], out_dir / "real_batch.png", rows=2)
     dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed)
 
-    gan = build_gan(cfg)
-    checkpoint = TrainingCheckpoint(gan, run_dir, cfg.checkpoints_to_keep)
-    if resume:
-        initial_epoch = checkpoint.restore()
+    gan = build_gan(cfg, strategy)
+    checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
+    if resume:  # every worker restores the chief's checkpoint
+        initial_epoch = checkpoint.restore(TrainingCheckpoint.latest_in(run_dir))
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:
         initial_epoch = 0
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
-    history = _fit(gan, dataset, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
-    if export_dir is not None:
+    history = _fit(gan, dataset, cfg, out_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
+    if export_dir is not None and chief:
         path = export_generator(gan.generator, cfg, export_dir)
         log(f"exported the generator to {path}")
+    if not chief:
+        shutil.rmtree(out_dir, ignore_errors=True)
     return gan, history
 
 

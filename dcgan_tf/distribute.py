@@ -1,0 +1,55 @@
+"""tf.distribute strategies for train.py --strategy, and who writes files in a multi-worker run.
+
+- auto: MirroredStrategy when more than one GPU is visible, else the default strategy;
+- default: one device; mirrored: all local GPUs (or the given devices);
+- multiworker: MultiWorkerMirroredStrategy, the cluster described by the TF_CONFIG
+  environment variable; tpu: TPUStrategy on the TPU that TPUClusterResolver finds.
+
+--batch-size is always the global batch: fit splits each batch across the replicas.
+In a multi-worker run every worker runs the same callbacks (checkpoint saves are
+collective), but only the chief writes into the run directory; the others write to a
+temporary directory that is deleted at the end, as the TensorFlow guide prescribes.
+"""
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+
+
+def make_strategy(name="auto", devices=None):
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    if name == "auto":
+        name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multiworker needs the TF_CONFIG environment variable (see README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()  # untestable here: kept minimal
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return task_type in (None, "chief") or (not has_chief and task_type == "worker" and task_id == 0)
+
+
+def writer_dir(run_dir, strategy):
+    """run_dir on the chief; a fresh temporary directory on the other workers."""
+    if is_chief(strategy):
+        return run_dir
+    return tempfile.mkdtemp(prefix=f"dcgan-worker{strategy.cluster_resolver.task_id}-")
