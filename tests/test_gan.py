@@ -94,3 +94,22 @@ def test_bce_losses_on_known_logits():
 def test_unknown_loss_is_rejected():
     with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
         build_gan(preset("tiny", loss="wasserstein"))
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_first_steps_match_float32(policy):
+    cfg = preset("tiny", d_dropout=0.0)
+    batch = next(iter(real_batches(cfg)))
+    try:
+        runs = {}
+        for name in ("float32", policy):
+            gan = build_gan(cfg.replace(mixed_precision=name))
+            runs[name] = [gan.train_on_batch(batch, return_dict=True) for _ in range(3)]
+        if policy == "mixed_float16":
+            assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+        assert gan.generator.layers[0].compute_dtype == policy.removeprefix("mixed_")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for reference, mixed in zip(runs["float32"], runs[policy]):
+        for key in ("d_loss", "g_loss"):
+            assert math.isfinite(mixed[key]) and mixed[key] == pytest.approx(reference[key], abs=0.03)

@@ -1,0 +1,108 @@
+"""Training-step speed: ours against the keras.io design, same layers, same data, one process.
+
+  python bench/step_speed.py                       # keras64 at batch 16 and 32
+  python bench/step_speed.py --preset dcgan32 --batch-sizes 64 128 --steps 20
+
+The two models alternate, step by step after a warm-up, so both see the same machine
+state; the table gives the median seconds per step, images/s, the ratio ours/reference,
+the FLOPs per image per step (counted from the layer shapes) and the achieved GFLOP/s
+against this machine's float32 matmul rate measured in the same run.
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def layer_flops(model):
+    """Forward FLOPs per image of the Dense / Conv2D / Conv2DTranspose layers (2 per multiply-add)."""
+    from keras import layers
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2DTranspose):
+            _, h, w, c_in = layer.input.shape
+            total += 2 * h * w * c_in * layer.filters * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            total += 2 * h * w * c_out * layer.input.shape[-1] * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, layers.Dense):
+            total += 2 * layer.input.shape[-1] * layer.units
+    return total
+
+
+def step_flops(g_forward, d_forward, generator_passes):
+    """Per image per step. D update: D forward on real and fake plus its backward (~2x);
+    G update: D forward on the fake plus the gradient to its input (~1x), G backward (~2x);
+    G forwards: one when the fake batch is reused, two when z is drawn twice."""
+    return (generator_passes + 2) * g_forward + (2 * 3 + 2) * d_forward
+
+
+def matmul_gflops(n=2048, repeats=5):
+    a, b = (np.random.default_rng(0).standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def measure(preset_name, batch_size, steps, warmup, precision="float32"):
+    from dcgan_tf.config import preset
+    from dcgan_tf.gan import build_gan
+    from keras_io_reference import build_reference
+
+    cfg = preset(preset_name, batch_size=batch_size)
+    reference = build_reference(cfg)  # always float32
+    ours = build_gan(cfg.replace(mixed_precision=precision))
+    batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
+    times = {"ours": [], "reference": []}
+    for step in range(warmup + steps):
+        for name, model in (("ours", ours), ("reference", reference)):
+            seconds = _timed(lambda: model.train_on_batch(batch))
+            if step >= warmup:
+                times[name].append(seconds)
+    g, d = layer_flops(ours.generator), layer_flops(ours.discriminator)
+    return {name: statistics.median(values) for name, values in times.items()}, g, d
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="keras64")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32])
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per model and batch size")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", default="float32", help="ours only: float32, mixed_bfloat16, mixed_float16")
+    args = parser.parse_args()
+
+    import os
+    import tensorflow as tf
+    peak = matmul_gflops()
+    print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; numpy float32 matmul {peak:.0f} GFLOP/s\n")
+    print("| preset | batch | model | s/step | img/s | GFLOP/img | GFLOP/s | % of matmul | ours/ref |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for batch_size in args.batch_sizes:
+        medians, g, d = measure(args.preset, batch_size, args.steps, args.warmup, args.precision)
+        speedup = medians["reference"] / medians["ours"]
+        for name, passes in ((f"ours ({args.precision})", 1), ("reference", 2)):
+            flops = step_flops(g, d, passes)
+            rate = batch_size / medians[name.split()[0]]
+            achieved = flops * rate / 1e9
+            ratio = f"{speedup:.2f}x" if name.startswith("ours") else ""
+            print(f"| {args.preset} | {batch_size} | {name} | {batch_size / rate:.3f} | {rate:.1f} | {flops / 1e9:.2f} | "
+                  f"{achieved:.1f} | {100 * achieved / peak:.0f}% | {ratio} |", flush=True)
+    print(f"\nG forward {g / 1e9:.2f} GFLOP/img, D forward {d / 1e9:.3f} GFLOP/img")
+
+
+if __name__ == "__main__":
+    main()
