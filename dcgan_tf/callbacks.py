@@ -76,7 +76,7 @@ class LossCurves(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
-        plot_losses(self.csv_path, self.plot_path)
+        plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"))
 
     def flush(self):
         """Append the rows not yet written (also called when training is interrupted)."""
@@ -89,14 +89,37 @@ class LossCurves(keras.callbacks.Callback):
         self.rows = []
 
 
-def plot_losses(csv_path, plot_path):
+def _evaluations(history_path):
+    """(epochs, fid, kid) rows of history.csv that were evaluated, or None."""
+    if history_path is None or not Path(history_path).is_file():
+        return None
+    with open(history_path) as f:
+        rows = [r for r in csv.DictReader(f) if r.get("fid") not in (None, "", "NA")]
+    if not rows:
+        return None
+    return [np.array([float(r[k]) for r in rows]) for k in ("epoch", "fid", "kid")]
+
+
+def plot_losses(csv_path, plot_path, history_path=None):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     data = np.genfromtxt(csv_path, delimiter=",", names=True)
     data = np.atleast_1d(data)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    evaluations = _evaluations(history_path)
+    if evaluations is not None:
+        fig, (top, bottom, scores) = plt.subplots(3, 1, figsize=(9, 8.5))
+        epochs, fid, kid = evaluations
+        scores.plot(epochs, fid, "o-", label="FID")
+        scores.set_xlabel("epoch")
+        scores.set_ylabel("FID")
+        kid_axis = scores.twinx()
+        kid_axis.plot(epochs, kid, "s--", color="tab:red", label="KID")
+        kid_axis.set_ylabel("KID")
+        scores.legend(loc="upper right")
+    else:
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
         top.plot(data["step"], data[key], label=label, linewidth=0.8)
     top.set_ylabel("loss")
@@ -123,6 +146,33 @@ class EpochHistory(keras.callbacks.CSVLogger):
         if self.keys is None:
             self.keys = sorted(logs or {})
         super().on_epoch_end(epoch + 1, logs)
+
+
+class Evaluation(keras.callbacks.Callback):
+    """Every `every` epochs, FID and KID of the faces of one fixed latent batch against the
+    first training images (added to the epoch's logs: history.csv and the plot); calls
+    on_best(epoch, fid) when the FID improves."""
+
+    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf):
+        super().__init__()
+        self.real_images, self.every, self.on_best, self.best_fid = real_images, every, on_best, best_fid
+        self.z = latent.sample(len(real_images), latent_dim, seed)
+        self.real_features = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every or not finite(logs):
+            return
+        from . import inception, metrics
+        if self.real_features is None:
+            self.real_features = inception.features(self.real_images)
+        fakes = (latent.to_uint8(self.model.generator(self.z[i:i + 100], training=False)).numpy()
+                 for i in range(0, len(self.real_images), 100))
+        fake_features = inception.features(fakes)
+        logs["fid"] = metrics.fid(self.real_features, fake_features)
+        logs["kid"] = metrics.kid(self.real_features, fake_features, subset_size=len(fake_features) // 2)[0]
+        if logs["fid"] < self.best_fid:
+            self.best_fid = logs["fid"]
+            self.on_best(epoch + 1, logs["fid"])
 
 
 class Checkpoint(keras.callbacks.Callback):

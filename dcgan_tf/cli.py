@@ -15,6 +15,8 @@ HELP = {
     "strategy": "tf.distribute: auto (mirrored on >1 GPU), default, mirrored, multiworker (TF_CONFIG) or tpu",
     "on_nan": "on a NaN/Inf loss: rollback (to the last checkpoint, halving the learning rates once) or stop",
     "strict": "true: an unreadable image is an error instead of being skipped",
+    "eval_every": "every N epochs, FID and KID of --eval-n faces, logged; keeps runs/NAME/best (0: off)",
+    "eval_n": "faces (and training images) scored by --eval-every",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag

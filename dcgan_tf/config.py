@@ -59,6 +59,8 @@ class Config:
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
     # Outputs.
     sample_count: int = 64
+    eval_every: int = 0  # every N epochs: FID and KID of eval_n faces (0: never); keeps the best checkpoint
+    eval_n: int = 500
     checkpoints_to_keep: int = 3
     # Failures: on a NaN/Inf loss, "rollback" restores the last checkpoint and halves the
     # learning rates (once), "stop" ends the run with the step where it happened.
@@ -76,6 +78,7 @@ class Config:
             "batch_size, epochs, latent_dim and conv_dim must be positive": min(
                 self.batch_size, self.epochs, self.latent_dim, self.conv_dim) > 0,
             "limit must be >= 0": self.limit >= 0,
+            "eval_every must be >= 0 and eval_n >= 4": self.eval_every >= 0 and self.eval_n >= 4,
             "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
             "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
                 "auto", "default", "mirrored", "multiworker", "tpu"),

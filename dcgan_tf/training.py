@@ -5,6 +5,8 @@ config.json, real_batch.png, samples/epoch_NNN.png, history.csv (epoch means),
 steps.csv and losses.png (per-step curves) and checkpoints/.
 """
 
+import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +21,7 @@ from .gan import build_gan
 from .images import save_grid
 
 REAL_BATCH_COUNT = 20
+BEST_DIR = "best"
 
 
 def prepare_run_dir(run_dir, resume):
@@ -44,14 +47,35 @@ class TrainingInterrupted(TrainingStopped):
     exit_code = 130  # the shell's code for SIGINT
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch):
+def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
+    history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume)
+    evaluation = []
+    if cfg.eval_every:
+        history.keys = sorted(["d_loss", "g_loss", "real_prob", "fake_prob", "fid", "kid"])
+        evaluation = [callbacks.Evaluation(images[:cfg.eval_n], cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
+                                           on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
+                                           best_fid=best_fid(run_dir))]
     return [
         callbacks.NanGuard(),
         callbacks.Checkpoint(checkpoint, initial_epoch),
         callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1),
-        callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume),
+        *evaluation,
+        history,
         callbacks.LossCurves(run_dir),
     ]
+
+
+def save_best(checkpoint, run_dir, epoch, fid):
+    """The state with the lowest FID so far: best/ckpt (generate.py and --export read it) and best.json."""
+    best = Path(run_dir) / BEST_DIR
+    checkpoint.epoch.assign(epoch)
+    checkpoint.checkpoint.write(str(best / "ckpt"))
+    (best / "best.json").write_text(json.dumps({"epoch": epoch, "fid": fid}) + "\n")
+
+
+def best_fid(run_dir):
+    path = Path(run_dir) / BEST_DIR / "best.json"
+    return json.loads(path.read_text())["fid"] if path.is_file() else math.inf
 
 
 def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", log=print, extra_callbacks=()):
@@ -80,7 +104,7 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     else:
         initial_epoch = 0
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
-    history = _fit(gan, dataset, cfg, out_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
+    history = _fit(gan, dataset, images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
     if export_dir is not None and chief:
         path = export_generator(gan.generator, cfg, export_dir)
         log(f"exported the generator to {path}")
@@ -89,11 +113,11 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     return gan, history
 
 
-def _fit(gan, dataset, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks):
+def _fit(gan, dataset, images, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks):
     """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops."""
     rolled_back = False
     while True:
-        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch)
+        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images)
         guard, saver, curves = run[0], run[1], run[-1]
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,

