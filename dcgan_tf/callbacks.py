@@ -34,18 +34,38 @@ class NanGuard(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Each epoch, the generator's images for one fixed latent batch: samples/epoch_NNN.png."""
+    """Each epoch, the generator's images for one fixed latent batch: samples/epoch_NNN.png
+    (and an image summary when tensorboard_dir is given)."""
 
-    def __init__(self, directory, count, latent_dim, seed):
+    def __init__(self, directory, count, latent_dim, seed, tensorboard_dir=None):
         super().__init__()
         self.directory = Path(directory)
         self.z = latent.sample(count, latent_dim, seed)
+        self.writer = None
+        if tensorboard_dir is not None:
+            import tensorflow as tf
+            self.writer = tf.summary.create_file_writer(str(Path(tensorboard_dir) / "samples"))
 
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs):
             return
-        images = latent.to_uint8(self.model.generator(self.z, training=False)).numpy()
-        save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
+        images = latent.to_uint8(self.model.sampling_generator()(self.z, training=False)).numpy()
+        path = save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
+        if self.writer is not None:
+            import tensorflow as tf
+            from PIL import Image
+            with self.writer.as_default():
+                tf.summary.image("samples", np.asarray(Image.open(path))[None], step=epoch + 1)
+            self.writer.flush()
+
+
+class LearningRates(keras.callbacks.Callback):
+    """Adds both optimizers' learning rates to the epoch logs (for TensorBoard and history.csv)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["d_lr"] = float(self.model.d_optimizer.learning_rate)
+            logs["g_lr"] = float(self.model.g_optimizer.learning_rate)
 
 
 class LossCurves(keras.callbacks.Callback):
@@ -165,7 +185,8 @@ class Evaluation(keras.callbacks.Callback):
         from . import inception, metrics
         if self.real_features is None:
             self.real_features = inception.features(self.real_images)
-        fakes = (latent.to_uint8(self.model.generator(self.z[i:i + 100], training=False)).numpy()
+        generator = self.model.sampling_generator()
+        fakes = (latent.to_uint8(generator(self.z[i:i + 100], training=False)).numpy()
                  for i in range(0, len(self.real_images), 100))
         fake_features = inception.features(fakes)
         logs["fid"] = metrics.fid(self.real_features, fake_features)

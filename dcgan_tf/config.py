@@ -41,7 +41,13 @@ class Config:
     beta1: float = 0.5
     beta2: float = 0.999
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
-    loss: str = "bce"
+    loss: str = "bce"  # bce (non-saturating), hinge, lsgan or wgan (dcgan_tf.losses)
+    gp: str = "none"  # gradient penalty on D: none, wgan-gp (on interpolates) or r1 (on reals)
+    gp_weight: float = 10.0
+    n_critic: int = 1  # D updates per G update (5 for WGAN-GP)
+    spectral_norm: bool = False  # spectral normalisation of D's layers
+    diffaugment: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
+    ema: float = 0.0  # decay of the generator's weight average used for samples and export (0: off)
     epochs: int = 10
     seed: int = 0
     # Speed.
@@ -59,6 +65,7 @@ class Config:
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
     # Outputs.
     sample_count: int = 64
+    tensorboard: bool = False  # also write losses, learning rates, FID/KID and sample grids for TensorBoard
     eval_every: int = 0  # every N epochs: FID and KID of eval_n faces (0: never); keeps the best checkpoint
     eval_n: int = 500
     checkpoints_to_keep: int = 3
@@ -80,6 +87,9 @@ class Config:
             "limit must be >= 0": self.limit >= 0,
             "eval_every must be >= 0 and eval_n >= 4": self.eval_every >= 0 and self.eval_n >= 4,
             "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
+            "loss must be bce, hinge, lsgan or wgan": self.loss in ("bce", "hinge", "lsgan", "wgan"),
+            "gp must be none, wgan-gp or r1": self.gp in ("none", "wgan-gp", "r1"),
+            "n_critic must be >= 1 and ema in [0, 1)": self.n_critic >= 1 and 0 <= self.ema < 1,
             "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
                 "auto", "default", "mirrored", "multiworker", "tpu"),
         }

@@ -71,7 +71,7 @@ def load_generator(path):
         cfg = Config.load(path)
         gan = build_gan(cfg)
         TrainingCheckpoint(gan, path).restore(checkpoint, generator_only=True)
-        return gan.generator, cfg
+        return gan.sampling_generator(), cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():
         model = keras.saving.load_model(keras_file, safe_mode=True)

@@ -15,7 +15,7 @@ Design notes (see shared/notes/keras3-gan-pitfalls.md):
 import keras
 import tensorflow as tf
 
-from . import latent, losses
+from . import augment, latent, losses
 from .config import JIT_MODES, Config
 from .models import build_discriminator, build_generator
 
@@ -45,7 +45,8 @@ class DCGAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def compile(self, d_optimizer, g_optimizer, loss="bce", label_smoothing=0.0, reuse_fake=True, **kwargs):
+    def compile(self, d_optimizer, g_optimizer, loss="bce", label_smoothing=0.0, reuse_fake=True,
+                diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):
         super().compile(optimizer=None, **kwargs)
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             d_optimizer, g_optimizer = (
@@ -58,6 +59,15 @@ class DCGAN(keras.Model):
         self.d_loss_fn, self.g_loss_fn = losses.get(loss)
         self.label_smoothing = float(label_smoothing)
         self.reuse_fake = bool(reuse_fake)
+        self.diffaugment = diffaugment
+        self.augmentations = augment.parse(diffaugment)
+        self.gp, self.gp_weight, self.n_critic = gp, float(gp_weight), int(n_critic)
+        object.__setattr__(self, "_ema_generator", None)
+
+    def _step_seed(self, stream):
+        """A stateless seed of (seed, step, stream): a resumed run continues the same random stream."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.d_optimizer.iterations, tf.int64)])
+        return tf.random.experimental.stateless_fold_in(seed, stream)
 
     def _latent_batch(self, batch_size, stream):
         """z for this step, from a stateless seed of (seed, step, stream).
@@ -66,13 +76,33 @@ class DCGAN(keras.Model):
         slice of the real batch: replicas draw different z, and N replicas see exactly
         the z one device would see for the same global batch.
         """
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.d_optimizer.iterations, tf.int64)])
-        seed = tf.random.experimental.stateless_fold_in(seed, stream)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        z = tf.random.stateless_normal((batch_size * replicas, self.latent_dim), seed=seed)
+        z = tf.random.stateless_normal((batch_size * replicas, self.latent_dim), seed=self._step_seed(stream))
         replica = tf.distribute.get_replica_context()
         index = replica.replica_id_in_sync_group if replica is not None else 0
         return z[index * batch_size:(index + 1) * batch_size]
+
+    def _critic(self, images, stream):
+        """D's logits, after DiffAugment when it is on (differentiable, so G learns through it)."""
+        if self.augmentations:
+            images = augment.diff_augment(images, self.augmentations, self._step_seed(stream))
+        return self.discriminator(images, training=True)
+
+    def _gradient_penalty(self, real, fake):
+        """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on real/fake interpolates; R1: ||grad D(x)||^2 / 2 on reals."""
+        if self.gp == "wgan-gp":
+            mix = tf.random.stateless_uniform([tf.shape(real)[0], 1, 1, 1], seed=self._step_seed(5))
+            points = mix * real + (1.0 - mix) * tf.cast(fake, real.dtype)
+        else:
+            points = real
+        with tf.GradientTape() as tape:
+            tape.watch(points)
+            logits = self.discriminator(points, training=True)
+        grads = tf.cast(tape.gradient(logits, points), tf.float32)  # of the sum over the batch
+        squared_norms = tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+        if self.gp == "wgan-gp":
+            return self.gp_weight * tf.reduce_mean(tf.square(tf.sqrt(squared_norms + 1e-12) - 1.0))
+        return 0.5 * self.gp_weight * tf.reduce_mean(squared_norms)
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
@@ -81,30 +111,51 @@ class DCGAN(keras.Model):
 
     def _discriminator_step(self, real, fake, replicas):
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self._critic(real, stream=2)
+            fake_logits = self._critic(fake, stream=3)
             d_loss = self.d_loss_fn(real_logits, fake_logits, self.label_smoothing)
+            if self.gp != "none":
+                d_loss += self._gradient_penalty(real, fake)
             scaled = self.d_optimizer.scale_loss(d_loss / replicas)
         self._apply(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
+
+    def _generator_step(self, batch_size, replicas):
+        """One G update on a fresh latent batch (the step when the D step's fakes are not reused)."""
+        with tf.GradientTape() as tape:
+            fake = self.generator(self._latent_batch(batch_size, stream=1), training=True)
+            g_loss = self.g_loss_fn(self._critic(fake, stream=4))
+            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+        self._apply(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
+        return g_loss
 
     def train_step(self, real):
         if isinstance(real, (tuple, list)):
             real = real[0]
         batch_size = tf.shape(real)[0]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as g_tape:
+        g_weight = 1.0
+        if self.n_critic > 1:  # G trains on every n_critic-th step only, on its own z
             fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
-            with g_tape.stop_recording():
-                d_loss, real_logits, fake_logits = self._discriminator_step(real, tf.stop_gradient(fake), replicas)
-            if not self.reuse_fake:
-                fake = self.generator(self._latent_batch(batch_size, stream=1), training=True)
-            g_loss = self.g_loss_fn(self.discriminator(fake, training=True))
-            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-        self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
+            d_loss, real_logits, fake_logits = self._discriminator_step(real, fake, replicas)
+            do_g = tf.equal(self.d_optimizer.iterations % self.n_critic, 0)
+            g_loss = tf.cond(do_g, lambda: self._generator_step(batch_size, replicas), lambda: tf.constant(0.0))
+            g_weight = tf.cast(do_g, tf.float32)
+        elif self.reuse_fake:  # one G forward serves both updates (as the PyTorch DCGAN example)
+            with tf.GradientTape() as g_tape:
+                fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
+                with g_tape.stop_recording():
+                    d_loss, real_logits, fake_logits = self._discriminator_step(real, tf.stop_gradient(fake), replicas)
+                g_loss = self.g_loss_fn(self._critic(fake, stream=4))
+                scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+            self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
+        else:
+            fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
+            d_loss, real_logits, fake_logits = self._discriminator_step(real, fake, replicas)
+            g_loss = self._generator_step(batch_size, replicas)
 
         self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
+        self.g_loss_tracker.update_state(g_loss, sample_weight=g_weight)
         self.real_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.fake_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         results = {m.name: m.result() for m in self.metrics}
@@ -114,10 +165,26 @@ class DCGAN(keras.Model):
             results = {name: value[None] for name, value in results.items()}
         return results
 
+    def sampling_generator(self):
+        """The generator for samples, evaluation and export: with --ema, a copy holding the
+        exponential moving average of the trained weights (kept by the G optimizer, so it is
+        checkpointed and resumed with it), else the generator itself."""
+        optimizer = getattr(self.g_optimizer, "inner_optimizer", self.g_optimizer)
+        if not optimizer.use_ema:
+            return self.generator
+        if self._ema_generator is None:
+            # object.__setattr__: a scratch copy, not a tracked sub-model (no extra weights saved)
+            object.__setattr__(self, "_ema_generator", keras.models.clone_model(self.generator))
+        averages = optimizer._model_variables_moving_average  # Keras keeps them in trainable-variable order
+        average_of = {id(v): averages[optimizer._get_variable_index(v)] for v in self.generator.trainable_variables}
+        for source, target in zip(self.generator.variables, self._ema_generator.variables):
+            target.assign(average_of.get(id(source), source))  # BatchNorm statistics: the trained ones
+        return self._ema_generator
+
     def generate(self, n, seed=0):
         """n uint8 images [n, H, W, 3]; the same seed always gives the same images."""
         z = latent.sample(n, self.latent_dim, seed)
-        return latent.to_uint8(self.generator(z, training=False)).numpy()
+        return latent.to_uint8(self.sampling_generator()(z, training=False)).numpy()
 
     # Serialisation: the sub-models in get_config, both optimizers in the compile config,
     # so a .keras file restores the whole training state (pitfall 5).
@@ -143,6 +210,10 @@ class DCGAN(keras.Model):
             "loss": self.loss_name,
             "label_smoothing": self.label_smoothing,
             "reuse_fake": self.reuse_fake,
+            "diffaugment": self.diffaugment,
+            "gp": self.gp,
+            "gp_weight": self.gp_weight,
+            "n_critic": self.n_critic,
         }
 
     def compile_from_config(self, config):
@@ -152,8 +223,9 @@ class DCGAN(keras.Model):
         self.compile(**config)
 
 
-def adam(lr, cfg):
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+def adam(lr, cfg, ema=0.0):
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2,
+                                 use_ema=ema > 0, ema_momentum=ema or 0.99)
 
 
 def build_gan(cfg: Config, strategy=None):
@@ -165,10 +237,14 @@ def build_gan(cfg: Config, strategy=None):
         gan.build()
         gan.compile(
             d_optimizer=adam(cfg.discriminator_lr, cfg),
-            g_optimizer=adam(cfg.lr, cfg),
+            g_optimizer=adam(cfg.lr, cfg, ema=cfg.ema),
             loss=cfg.loss,
             label_smoothing=cfg.label_smoothing,
             reuse_fake=cfg.reuse_fake,
+            diffaugment=cfg.diffaugment,
+            gp=cfg.gp,
+            gp_weight=cfg.gp_weight,
+            n_critic=cfg.n_critic,
             jit_compile=JIT_MODES[cfg.jit_compile],
             steps_per_execution=cfg.steps_per_execution,
         )

@@ -22,8 +22,40 @@ def bce_generator(fake_logits):
     return _bce(fake_logits, 1.0)
 
 
+def hinge_discriminator(real_logits, fake_logits, label_smoothing=0.0):
+    """max(0, 1 - D(x)) + max(0, 1 + D(G(z))) (Lim & Ye 2017; SNGAN, BigGAN)."""
+    margin = 1.0 - label_smoothing
+    return tf.reduce_mean(tf.nn.relu(margin - real_logits)) + tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+
+
+def hinge_generator(fake_logits):
+    return -tf.reduce_mean(fake_logits)
+
+
+def lsgan_discriminator(real_logits, fake_logits, label_smoothing=0.0):
+    """Least squares (Mao et al. 2017): (D(x) - 1)^2 / 2 + D(G(z))^2 / 2."""
+    target = 1.0 - label_smoothing
+    return 0.5 * tf.reduce_mean(tf.square(real_logits - target)) + 0.5 * tf.reduce_mean(tf.square(fake_logits))
+
+
+def lsgan_generator(fake_logits):
+    return 0.5 * tf.reduce_mean(tf.square(fake_logits - 1.0))
+
+
+def wgan_discriminator(real_logits, fake_logits, label_smoothing=0.0):
+    """The critic's Wasserstein loss, D(G(z)) - D(x); pair it with --gp wgan-gp (Gulrajani et al. 2017)."""
+    return tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
+
+
+def wgan_generator(fake_logits):
+    return -tf.reduce_mean(fake_logits)
+
+
 LOSSES = {
     "bce": (bce_discriminator, bce_generator),
+    "hinge": (hinge_discriminator, hinge_generator),
+    "lsgan": (lsgan_discriminator, lsgan_generator),
+    "wgan": (wgan_discriminator, wgan_generator),
 }
 
 

@@ -52,16 +52,17 @@ def build_generator(cfg, seed=None):
 
 def build_discriminator(cfg, seed=None):
     seed = (cfg.seed if seed is None else seed) + 100
+    normalise = layers.SpectralNormalization if cfg.spectral_norm else (lambda layer: layer)
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input((cfg.image_size, cfg.image_size, 3)))
     for i, mult in enumerate(cfg.d_mult):
-        model.add(layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
-                                kernel_initializer=_init(seed + i)))
+        model.add(normalise(layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
+                                          kernel_initializer=_init(seed + i))))
         if i > 0:  # as in the DCGAN paper, no BatchNorm on the input layer
             model.add(_batch_norm(seed + 20 + i))
         model.add(layers.LeakyReLU(negative_slope=0.2))
     model.add(layers.Flatten())
     if cfg.d_dropout:
         model.add(layers.Dropout(cfg.d_dropout, seed=seed + 40))
-    model.add(layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32"))
+    model.add(normalise(layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32")))
     return model

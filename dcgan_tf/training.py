@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+import keras
+
 from . import callbacks
 from .checkpoints import TrainingCheckpoint, has_checkpoint
 from .config import Config
@@ -49,6 +51,9 @@ class TrainingInterrupted(TrainingStopped):
 
 def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume)
+    tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
+    tensorboard = [callbacks.LearningRates(),
+                   keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
         history.keys = sorted(["d_loss", "g_loss", "real_prob", "fake_prob", "fid", "kid"])
@@ -58,8 +63,10 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
     return [
         callbacks.NanGuard(),
         callbacks.Checkpoint(checkpoint, initial_epoch),
-        callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1),
+        callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
+                             tensorboard_dir=tensorboard_dir),
         *evaluation,
+        *tensorboard,
         history,
         callbacks.LossCurves(run_dir),
     ]
@@ -106,7 +113,7 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
     history = _fit(gan, dataset, images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
     if export_dir is not None and chief:
-        path = export_generator(gan.generator, cfg, export_dir)
+        path = export_generator(gan.sampling_generator(), cfg, export_dir)
         log(f"exported the generator to {path}")
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -92,7 +92,7 @@ def test_bce_losses_on_known_logits():
 
 
 def test_unknown_loss_is_rejected():
-    with pytest.raises(ValueError, match="unknown loss 'wasserstein'"):
+    with pytest.raises(ValueError, match="loss must be bce, hinge, lsgan or wgan"):
         build_gan(preset("tiny", loss="wasserstein"))
 
 
