@@ -103,6 +103,7 @@ def main(argv=None):
     faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"
     print(f"FID {scores['fid']:.2f}   KID {scores['kid']:.4f} +- {scores['kid_std']:.4f}   face rate {faces}   "
           f"(n = {scores['n_fake']} scored, {scores['n_real']} real, {scores['image_size']} px)")
+    print("Inception Score: not computed (the FID network ends at pool_3: it has no classifier head)")
     if args.out:
         args.out.write_text(json.dumps(scores, indent=2) + "\n")
 
