@@ -86,15 +86,21 @@ def test_cutout_zeroes_a_quarter_of_the_image_and_translation_moves_it():
         augment.parse("color,flip")
 
 
-def test_ema_generator_averages_the_trained_weights():
+def test_ema_generator_averages_the_trained_weights_with_a_warm_up():
     cfg = preset("tiny", ema=0.9)
     gan = build_gan(cfg)
-    gan.train_step(batch(cfg))  # Keras starts the average at the weights after the first step
+    gan.train_step(batch(cfg))  # the first update starts the average at the trained weights
     first = [w.numpy().copy() for w in gan.generator.trainable_weights]
-    gan.train_step(batch(cfg))
+    gan.train_step(batch(cfg))  # update 1: decay min(0.9, 1 / 11)
     averaged = gan.sampling_generator()
     for before, trained, ema in zip(first, gan.generator.trainable_weights, averaged.trainable_weights):
-        np.testing.assert_allclose(ema.numpy(), 0.9 * before + 0.1 * trained.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(ema.numpy(), before / 11 + 10 / 11 * trained.numpy(), rtol=1e-5, atol=1e-7)
+    gan.g_optimizer.iterations.assign(1000)  # past the warm-up the configured decay holds
+    before = [w.numpy().copy() for w in averaged.trainable_weights]
+    gan.train_step(batch(cfg))
+    averaged = gan.sampling_generator()
+    for old, trained, ema in zip(before, gan.generator.trainable_weights, averaged.trainable_weights):
+        np.testing.assert_allclose(ema.numpy(), 0.9 * old + 0.1 * trained.numpy(), rtol=1e-5, atol=1e-7)
     assert averaged is not gan.generator and build_gan(preset("tiny")).sampling_generator().name == "generator"
 
 
