@@ -170,8 +170,8 @@ class DCGAN(keras.Model):
         exponential moving average of the trained weights (kept by the G optimizer, so it is
         checkpointed and resumed with it), else the generator itself."""
         optimizer = getattr(self.g_optimizer, "inner_optimizer", self.g_optimizer)
-        if not optimizer.use_ema:
-            return self.generator
+        if not optimizer.use_ema or optimizer.iterations.numpy() == 0:
+            return self.generator  # before the first update the average holds zeros
         if self._ema_generator is None:
             # object.__setattr__: a scratch copy, not a tracked sub-model (no extra weights saved)
             object.__setattr__(self, "_ema_generator", keras.models.clone_model(self.generator))
