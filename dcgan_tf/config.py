@@ -47,7 +47,7 @@ class Config:
     n_critic: int = 1  # D updates per G update (5 for WGAN-GP)
     spectral_norm: bool = False  # spectral normalisation of D's layers
     diffaugment: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
-    ema: float = 0.0  # decay of the generator's weight average used for samples and export (0: off)
+    ema: float = 0.999  # decay of the generator's weight average used for samples and export (0: off)
     epochs: int = 10
     seed: int = 0
     # Speed.

@@ -101,7 +101,10 @@ def test_ema_generator_averages_the_trained_weights_with_a_warm_up():
     averaged = gan.sampling_generator()
     for old, trained, ema in zip(before, gan.generator.trainable_weights, averaged.trainable_weights):
         np.testing.assert_allclose(ema.numpy(), 0.9 * old + 0.1 * trained.numpy(), rtol=1e-5, atol=1e-7)
-    assert averaged is not gan.generator and build_gan(preset("tiny")).sampling_generator().name == "generator"
+    assert averaged is not gan.generator
+    assert build_gan(preset("tiny", ema=0.0)).sampling_generator().name == "generator"
+    untrained = build_gan(cfg)  # its average holds zeros until the first update: samples use the weights
+    assert untrained.sampling_generator() is untrained.generator and untrained.generate(2).std() > 0
 
 
 def test_tensorboard_events_hold_the_losses_learning_rates_and_a_sample_grid(tmp_path):
