@@ -16,6 +16,7 @@ import io
 import os
 import threading
 import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,16 @@ def decode_image(data, size, crop):
 
 # --- sources --------------------------------------------------------------------------
 
+# Why a zip member cannot be extracted: a bad CRC or header, a corrupt deflate stream, an
+# unsupported compression method, encryption, truncated data, or a failing disk.
+_ZIP_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError, OSError, KeyError)
+
+
+def _error_name(error):
+    kind = type(error)
+    return kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+
+
 class _ZipReader:
     """Reads members of one zip from many threads (a ZipFile handle is not thread-safe)."""
 
@@ -144,9 +155,12 @@ class _ZipReader:
         self._local = threading.local()
 
     def __call__(self, name):
-        if not hasattr(self._local, "zip"):
-            self._local.zip = zipfile.ZipFile(self.path)
-        return self._local.zip.read(name)
+        try:
+            if not hasattr(self._local, "zip"):
+                self._local.zip = zipfile.ZipFile(self.path)
+            return self._local.zip.read(name)
+        except _ZIP_MEMBER_ERRORS as error:
+            raise DataError(f"cannot extract it from the zip ({_error_name(error)}: {error})") from None
 
 
 def _image_names(names):
@@ -177,18 +191,19 @@ def _decode_all(names, read, size, crop, progress):
         try:
             images[i] = decode_image(read(names[i]), size, crop)
             ok[i] = True
-        except (DataError, OSError, zipfile.BadZipFile, KeyError) as error:
+        except DataError as error:
             skipped.append((names[i], str(error)))
 
-    bar = _progress_bar(len(names)) if progress else None
+    bar = progress_bar(len(names)) if progress else None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for done, _ in enumerate(pool.map(work, range(len(names))), 1):
             if bar is not None and (done % 256 == 0 or done == len(names)):
                 bar.update(done)
-    return images[ok], sorted(skipped)
+    # images[ok] is a copy: only pay for it (2x peak memory) when something was skipped.
+    return (images if ok.all() else images[ok]), sorted(skipped)
 
 
-def _progress_bar(total):
+def progress_bar(total):
     import keras
     return keras.utils.Progbar(total, unit_name="image")
 
@@ -233,7 +248,7 @@ def _builtin_faces(spec, count, size, limit, seed, progress):
         raise DataError(f"{spec}: the built-in set takes a positive image count, e.g. builtin:2000")
     count = int(count) if count else BUILTIN_SIZE
     count = min(count, limit) if limit else count
-    bar = _progress_bar(count) if progress else None
+    bar = progress_bar(count) if progress else None
     images = render_faces(count, size, seed=seed, on_face=bar and (lambda: bar.add(1)))
     return images, LoadReport(spec, count, count)
 

@@ -1,3 +1,4 @@
+import struct
 import zipfile
 
 import numpy as np
@@ -22,6 +23,14 @@ def write_mixed_images(folder):
     return 5
 
 
+def zip_folder(folder, archive, pattern="*", compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(archive, "w", compression=compression) as z:
+        for path in sorted(folder.rglob(pattern)):
+            if path.is_file():
+                z.write(path, path.relative_to(folder))
+    return archive
+
+
 def test_directory_of_mixed_images(tmp_path):
     count = write_mixed_images(tmp_path / "faces")
     images, report = load_images(str(tmp_path / "faces"), 16, progress=False)
@@ -33,14 +42,23 @@ def test_directory_of_mixed_images(tmp_path):
 
 def test_zip_reads_like_the_directory(tmp_path):
     write_mixed_images(tmp_path / "faces")
-    archive = tmp_path / "faces.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        for path in sorted((tmp_path / "faces").rglob("*")):
-            if path.is_file():
-                z.write(path, path.relative_to(tmp_path))
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip")
     from_dir, _ = load_images(str(tmp_path / "faces"), 16, progress=False)
     from_zip, _ = load_images(str(archive), 16, progress=False)
     np.testing.assert_array_equal(from_dir, from_zip)
+
+
+@pytest.mark.parametrize("source", ["faces", "faces.zip"])
+def test_loaded_images_become_float_batches(tmp_path, source):
+    count = write_mixed_images(tmp_path / "faces")
+    zip_folder(tmp_path / "faces", tmp_path / "faces.zip")
+    images, _ = load_images(str(tmp_path / source), 16, progress=False)
+    [batch] = list(make_dataset(images, count, shuffle=False))
+    batch = batch.numpy()
+    assert batch.shape == (count, 16, 16, 3) and batch.dtype == np.float32
+    # Resized noise is smoothed, so the ends are approached, not always hit.
+    assert batch.min() >= -1 and batch.max() <= 1 and batch.min() < -0.8 and batch.max() > 0.8
+    np.testing.assert_allclose(batch, images / 127.5 - 1, atol=1e-6)
 
 
 def test_unreadable_files_are_skipped_and_reported(tmp_path):
@@ -57,6 +75,7 @@ def test_unreadable_files_are_skipped_and_reported(tmp_path):
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing", "does not exist"),
     (lambda p: p, "no images found"),
+    (lambda p: (p / "notes.txt").write_text("x") and p, "no images found"),
     (lambda p: (p / "x.txt").write_text("x") and p / "x.txt", "expected a directory, a .zip"),
 ])
 def test_bad_sources_name_the_problem(tmp_path, make, message):
@@ -129,7 +148,8 @@ def write_awkward_images(folder):
     """Formats a real photo folder holds: 16-bit PNG, palette PNG, CMYK JPEG, grayscale, RGBA, a huge image."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
-    Image.fromarray(rng.integers(0, 65535, (20, 20), dtype=np.uint16)).save(folder / "deep16.png")
+    gradient = np.linspace(0, 65535, 20).round().astype(np.uint16)
+    Image.fromarray(np.tile(gradient, (20, 1))).save(folder / "deep16.png")
     Image.fromarray(random_images(1, 20)[0]).convert("P").save(folder / "palette.png")
     Image.fromarray(random_images(1, 20, seed=3)[0]).convert("CMYK").save(folder / "cmyk.jpg")
     Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8), "L").save(folder / "gray.jpg")
@@ -142,6 +162,8 @@ def test_awkward_formats_become_rgb_faces(tmp_path):
     images, report = load_images(str(tmp_path), 16, crop="none", progress=False)
     assert images.shape == (6, 16, 16, 3) and report.skipped == []
     assert all(image.std() > 0 for image in images)
+    deep16 = images[1]  # sorted: cmyk.jpg, deep16.png, ...; 16 bits scaled to 8, not clipped at 255
+    np.testing.assert_allclose(deep16, np.broadcast_to(np.linspace(0, 255, 16)[:, None], (16, 16, 3)), atol=3)
 
 
 def test_strict_turns_a_skipped_file_into_an_error(tmp_path):
@@ -153,16 +175,48 @@ def test_strict_turns_a_skipped_file_into_an_error(tmp_path):
 
 def test_zip_with_a_corrupt_member_skips_it(tmp_path):
     write_mixed_images(tmp_path / "faces")
-    archive = tmp_path / "faces.zip"
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as z:
-        for path in sorted((tmp_path / "faces").rglob("*.png")):
-            z.write(path, path.name)
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip", "*.png")
     data = bytearray(archive.read_bytes())
     first = data.find(b"IDAT")  # damage the pixel data of the first stored PNG (b.png)
     data[first + 8:first + 40] = bytes(32)
     archive.write_bytes(bytes(data))
     images, report = load_images(str(archive), 16, progress=False)
     assert [name for name, _ in report.skipped] == ["b.png"] and len(images) == report.found - 1
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("deflate stream", "zlib.error: Error -3 while decompressing data"),
+    ("encrypted", "RuntimeError: File 'b.png' is encrypted"),
+    ("unknown method", "NotImplementedError: That compression method is not supported"),
+])
+def test_zip_member_that_cannot_be_extracted_is_skipped(tmp_path, damage, reason):
+    write_mixed_images(tmp_path / "faces")
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip", "*.png", zipfile.ZIP_DEFLATED)
+    data = bytearray(archive.read_bytes())
+    central = data.find(b"PK\x01\x02")  # the first member's directory entry: b.png
+    if damage == "deflate stream":
+        start = 30 + sum(struct.unpack("<HH", data[26:30]))  # b.png's data, after its local header
+        data[start:start + 8] = b"\xff" * 8  # block type 3 does not exist: zlib fails, not only the CRC
+    elif damage == "encrypted":
+        data[central + 8] |= 1
+    else:
+        struct.pack_into("<H", data, central + 10, 99)
+    archive.write_bytes(bytes(data))
+    images, report = load_images(str(archive), 16, progress=False)
+    assert [name for name, _ in report.skipped] == ["b.png"] and len(images) == report.found - 1 == 2
+    assert "b.png: cannot extract it from the zip" in report.summary()
+    assert reason in report.skipped[0][1]
+
+
+def test_decompression_bomb_is_skipped(tmp_path, monkeypatch):
+    Image.fromarray(random_images(1, 64)[0]).save(tmp_path / "bomb.png")
+    Image.fromarray(random_images(1, 16)[0]).save(tmp_path / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64x64 is over twice the limit: an error
+    images, report = load_images(str(tmp_path), 16, progress=False)
+    assert len(images) == 1 and report.skipped[0][0] == "bomb.png"
+    assert "DecompressionBombError" in report.skipped[0][1]
+    with pytest.raises(DataError, match="bomb.png: not a readable image .DecompressionBombError"):
+        load_images(str(tmp_path), 16, progress=False, strict=True)
 
 
 @pytest.mark.parametrize("array, message", [
