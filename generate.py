@@ -9,13 +9,14 @@ MODEL is a run directory (its latest checkpoint), an export directory under save
 a SavedModel directory or a .keras file. The same --seed always gives the same faces.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
+from dcgan_tf.cli import ArgumentParser
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path, help="run directory, export directory, SavedModel or .keras file")
     parser.add_argument("mode", nargs="?", choices=("grid", "interpolate", "query"), default="grid",
                         help="grid (default), interpolate (a latent walk) or query (fixed latent points)")
@@ -32,13 +33,15 @@ def parse_args(argv=None):
     parser.add_argument("--vector", type=Path, help="query: a .npy latent vector to add to the queries")
     parser.add_argument("--out", type=Path, default=Path("faces.png"), help="PNG to write (default faces.png)")
     args = parser.parse_args(argv)
-    for name in ("n", "batch_size", "steps"):
-        if getattr(args, name) <= 0:
+    for name in ("n", "batch_size", "steps", "rows"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.truncation is not None and args.truncation <= 0:
         parser.error(f"--truncation must be positive, got {args.truncation}")
     if args.mode == "interpolate" and (len(args.seeds) < 2 or args.steps < 2):
         parser.error("interpolate needs at least two --seeds and --steps >= 2")
+    if args.out.suffix.lower() != ".png" or args.out.is_dir():
+        parser.error(f"--out must name a .png file, got {args.out}")  # the .gif and the faces/ folder go beside it
     if args.vector is not None and args.vector.suffix != ".npy":
         parser.error(f"--vector must be a .npy file, got {args.vector}")
     return args

@@ -6,16 +6,15 @@ larger --epochs). --export RUN exports a run's latest checkpoint, or a chosen on
 (runs/NAME/checkpoints/ckpt-12), to saved_models/NAME without training.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
-from dcgan_tf.cli import add_config_flags, config_overrides
+from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
 from dcgan_tf.config import PRESETS, Config, preset
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--preset", choices=PRESETS, default="keras64", help="architecture and defaults")
     parser.add_argument("--out", type=Path, help="run directory (default runs/PRESET-DATA)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -28,6 +27,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def export_name(path):
+    """saved_models/NAME for --export: the run's name for a run or one of its checkpoints, else the file's."""
+    path = path.resolve()
+    if path.with_name(path.name + ".index").is_file():  # runs/NAME/checkpoints/ckpt-STEP or runs/NAME/best/ckpt
+        return path.parent.parent.name
+    return path.stem if path.suffix == ".keras" else path.name
+
+
 def main(argv=None):
     args = parse_args(argv)
     from dcgan_tf.checkpoints import CheckpointError
@@ -37,8 +44,7 @@ def main(argv=None):
     try:
         if args.export is not None:
             from dcgan_tf.export import export_run
-            name = args.export.name if args.export.is_dir() else args.export.parent.parent.name
-            print(f"exported the generator to {export_run(args.export, args.export_dir / name)}")
+            print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export))}")
             return
         if args.resume:
             if args.out is None:

@@ -22,6 +22,18 @@ HELP = {
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors ("train.py: error: --n must be positive"), not the usage block;
+    --help still shows the usage."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(**kwargs)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _parse_bool(text):
     if text.lower() in ("1", "true", "yes", "on"):
         return True

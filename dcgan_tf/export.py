@@ -6,7 +6,6 @@ no dcgan_tf to run, the Keras generator (generator.keras) and the training confi
 - signature `sample`: num int32, seed int64 scalars -> images uint8, the same for the same seed.
 """
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -14,16 +13,28 @@ import tensorflow as tf
 
 from . import latent
 from .config import CONFIG_FILE, Config
+from .files import written_atomically
 
 GENERATOR_FILE = "generator.keras"
+
+
+def _check_replaceable(out_dir):
+    """An export replaces an earlier export, never a folder of something else."""
+    if out_dir.exists() and (not out_dir.is_dir()
+                             or (not (out_dir / "saved_model.pb").is_file() and any(out_dir.iterdir()))):
+        raise ValueError(f"{out_dir} exists and is not an exported model; choose another export directory")
 
 
 def export_generator(generator, cfg, out_dir):
     """Write the SavedModel, generator.keras and config.json; replaces out_dir only once complete."""
     out_dir = Path(out_dir)
-    partial = out_dir.with_name(f".{out_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    _check_replaceable(out_dir)
+    with written_atomically(out_dir) as (partial,):
+        _write_export(generator, cfg, partial)
+    return out_dir
 
+
+def _write_export(generator, cfg, directory):
     archive = keras.export.ExportArchive()
     archive.track(generator)
 
@@ -37,14 +48,9 @@ def export_generator(generator, cfg, out_dir):
                          input_signature=[tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z")])
     archive.add_endpoint("sample", sample, input_signature=[
         tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed")])
-    archive.write_out(str(partial), verbose=False)
-    generator.save(partial / GENERATOR_FILE)
-    cfg.save(partial)
-
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    partial.rename(out_dir)
-    return out_dir
+    archive.write_out(str(directory), verbose=False)
+    generator.save(directory / GENERATOR_FILE)
+    cfg.save(directory)
 
 
 def export_run(path, out_dir):
@@ -74,9 +80,23 @@ def load_generator(path):
         return gan.sampling_generator(), cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():
-        model = keras.saving.load_model(keras_file, safe_mode=True)
+        try:
+            model = keras.saving.load_model(keras_file, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a damaged or foreign file
+            raise ValueError(f"{keras_file}: not a readable .keras model ({type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
         generator = model.generator if isinstance(model, DCGAN) else model
+        _check_is_generator(generator, keras_file)
         config_file = keras_file.parent / CONFIG_FILE
         cfg = Config.load(config_file) if config_file.exists() else None
         return generator, cfg
     raise ValueError(f"{path} is not a run directory with checkpoints, an export directory or a .keras file")
+
+
+def _check_is_generator(model, path):
+    """A generator maps z [batch, latent_dim] to images [batch, H, W, 3]."""
+    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
+    if (not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 2
+            or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
+        raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim] "
+                         "to images [batch, H, W, 3])")

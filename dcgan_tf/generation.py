@@ -2,18 +2,20 @@
 
 Images are produced in batches and written as they come, so a large --n never holds more
 than one batch of images besides the grid being written. Every output is written under a
-temporary name and renamed when complete: an error or Ctrl-C leaves nothing half written.
+temporary name and renamed when all of them are complete: an error or Ctrl-C leaves
+nothing half written, and a folder of the user's own files is never replaced.
 """
 
-import os
-import shutil
+import re
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from .images import GridCanvas, make_grid, partial_path, save_png
+from .data import progress_bar
+from .files import written_atomically
+from .images import GridCanvas, make_grid
 
 
 class FaceGenerator:
@@ -49,7 +51,7 @@ class FaceGenerator:
 
     def batches(self, z, batch_size=256, progress=False):
         """Yield (start index, uint8 images) batch by batch."""
-        bar = _progress_bar(len(z)) if progress else None
+        bar = progress_bar(len(z)) if progress else None
         for start in range(0, len(z), batch_size):
             images = self(z[start:start + batch_size])
             if bar is not None:
@@ -57,49 +59,43 @@ class FaceGenerator:
             yield start, images
 
 
-def _progress_bar(total):
-    import keras
-    return keras.utils.Progbar(total, unit_name="image")
+FACE_FILE = re.compile(r"face_\d+\.png")
+
+
+def _check_replaceable(directory):
+    """--individual replaces a folder of faces written before, never one holding other files."""
+    if directory.exists() and (not directory.is_dir()
+                               or any(not FACE_FILE.fullmatch(p.name) for p in directory.iterdir())):
+        raise ValueError(f"{directory} exists and holds files generate.py did not write; choose another --out")
 
 
 def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None, progress=False):
     """One PNG grid of G(z) (and each image as its own PNG in individual_dir); returns the paths."""
-    grid = None
-    partial_dir = _partial(individual_dir) if individual_dir is not None else None
-    for start, images in generator.batches(z, batch_size, progress):
-        if grid is None:
-            grid = GridCanvas(len(z), images.shape[1:], rows)
-        for offset, image in enumerate(images):
-            grid.put(start + offset, image)
-            if partial_dir is not None:
-                Image.fromarray(image).save(partial_dir / f"face_{start + offset:05d}.png")
-    written = [save_png(grid.array, out)]
-    if partial_dir is not None:
-        written.append(_commit(partial_dir, individual_dir))
-    return written
+    targets = [Path(out)]
+    if individual_dir is not None:
+        _check_replaceable(Path(individual_dir))
+        targets.append(Path(individual_dir))
+    with written_atomically(*targets) as partials:
+        faces_dir = partials[1] if individual_dir is not None else None
+        if faces_dir is not None:
+            faces_dir.mkdir()
+        grid = None
+        for start, images in generator.batches(z, batch_size, progress):
+            if grid is None:
+                grid = GridCanvas(len(z), images.shape[1:], rows)
+            for offset, image in enumerate(images):
+                grid.put(start + offset, image)
+                if faces_dir is not None:
+                    Image.fromarray(image).save(faces_dir / f"face_{start + offset:05d}.png")
+        Image.fromarray(grid.array).save(partials[0], format="PNG")
+    return targets
 
 
 def write_walk(generator, z, out_png, out_gif, frame_ms=80, rows=None):
     """A latent walk as a PNG grid and an animated GIF that plays it forth and back."""
     frames = np.concatenate([images for _, images in generator.batches(z)])
-    save_png(make_grid(frames, rows), out_png)
     pictures = [Image.fromarray(frame) for frame in np.concatenate([frames, frames[-2:0:-1]])]
-    partial = partial_path(out_gif)
-    pictures[0].save(partial, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
-    os.replace(partial, out_gif)
+    with written_atomically(out_png, out_gif) as (png, gif):
+        Image.fromarray(make_grid(frames, rows)).save(png, format="PNG")
+        pictures[0].save(gif, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
     return [Path(out_png), Path(out_gif)]
-
-
-def _partial(directory):
-    partial = partial_path(directory)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    return partial
-
-
-def _commit(partial, directory):
-    directory = Path(directory)
-    if directory.exists():
-        shutil.rmtree(directory)
-    partial.rename(directory)
-    return directory

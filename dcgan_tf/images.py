@@ -1,11 +1,12 @@
 """Image grids and PNG files."""
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .files import written_atomically
 
 
 class GridCanvas:
@@ -13,7 +14,7 @@ class GridCanvas:
 
     def __init__(self, count, tile_shape, rows=None, padding=2):
         h, w, c = tile_shape
-        self.rows = rows or max(1, int(math.sqrt(count)))
+        self.rows = min(rows, count) if rows else max(1, int(math.sqrt(count)))
         self.cols = math.ceil(count / self.rows)
         self.h, self.w, self.padding = h, w, padding
         self.array = np.full((self.rows * (h + padding) + padding, self.cols * (w + padding) + padding, c),
@@ -34,20 +35,11 @@ def make_grid(images, rows=None, padding=2):
     return grid.array
 
 
-def partial_path(path):
-    """Where `path` is written before the rename that makes it appear complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.partial")
-
-
 def save_png(array, path):
     """Write a PNG atomically: a reader never sees a half-written file."""
-    path = Path(path)
-    partial = partial_path(path)
-    Image.fromarray(np.asarray(array)).save(partial, format="PNG")
-    os.replace(partial, path)
-    return path
+    with written_atomically(path) as (partial,):
+        Image.fromarray(np.asarray(array)).save(partial, format="PNG")
+    return Path(path)
 
 
 def save_grid(images, path, rows=None):

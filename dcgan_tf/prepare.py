@@ -7,15 +7,14 @@ Decoding JPEGs is the slow part of reading CelebA (a few hundred images/s per co
 prepared array is read at memory speed, every epoch, by any number of runs.
 """
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .cli import ArgumentParser
 from .data import DataError, load_images
-from .images import partial_path
+from .files import written_atomically
 
 
 def prepare(source, out, image_size, crop="auto", limit=0, strict=False, progress=True):
@@ -24,15 +23,13 @@ def prepare(source, out, image_size, crop="auto", limit=0, strict=False, progres
     if out.suffix != ".npy":
         raise ValueError(f"{out}: the prepared file must end in .npy")
     images, report = load_images(source, image_size, crop, limit, progress=progress, strict=strict)
-    partial = partial_path(out).with_suffix(".npy")  # np.save appends .npy to other names
-    np.save(partial, images)
-    os.replace(partial, out)
+    with written_atomically(out, suffix=".npy") as (partial,):  # np.save appends .npy to other names
+        np.save(partial, images)
     return out, report
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dcgan_tf.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m dcgan_tf.prepare", description=__doc__)
     parser.add_argument("source", help="an image directory, a .zip of images, a .npy/.npz array or builtin[:N]")
     parser.add_argument("out", type=Path, help="the .npy file to write")
     parser.add_argument("--image-size", type=int, required=True, help="side of the square images, e.g. 32 or 64")

@@ -1,22 +1,24 @@
 """Export and generation: a SavedModel usable without dcgan_tf, and every generate.py mode."""
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 import generate
+from conftest import ROOT, random_images
 from dcgan_tf import latent
 from dcgan_tf.config import preset
 from dcgan_tf.export import export_generator
 from dcgan_tf.gan import build_gan
-
-from conftest import random_images
+from dcgan_tf.generation import FaceGenerator, write_grid, write_walk
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 
@@ -85,11 +87,15 @@ def test_grid_with_individual_files_and_truncation(exported, tmp_path):
     assert not np.array_equal(np.asarray(Image.open(tmp_path / "t.png")), grid)
 
 
-def test_same_seed_same_grid_from_export_and_from_keras_file(exported, tmp_path):
+def test_same_seed_same_grid_from_bare_savedmodel_and_from_keras_file(exported, tmp_path):
     path, _, _ = exported
-    generate.main([str(path), "--n", "4", "--seed", "5", "--out", str(tmp_path / "a.png")])
+    # without generator.keras (and config.json) only the SavedModel can be loaded
+    bare = shutil.copytree(path, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "config.json"))
+    assert (bare / "saved_model.pb").is_file() and not (bare / "generator.keras").exists()
+    generate.main([str(bare), "--n", "4", "--seed", "5", "--out", str(tmp_path / "a.png")])
     generate.main([str(path / "generator.keras"), "--n", "4", "--seed", "5", "--out", str(tmp_path / "b.png")])
     a, b = np.asarray(Image.open(tmp_path / "a.png")), np.asarray(Image.open(tmp_path / "b.png"))
+    assert a.shape == b.shape == (2 * TILE + 2, 2 * TILE + 2, 3) and a[2:18, 2:18].std() > 0
     assert np.abs(a.astype(int) - b).max() <= 1
 
 
@@ -160,3 +166,153 @@ def test_bad_inputs_give_one_line_errors_and_write_nothing(exported, tmp_path, c
         assert "Traceback" not in message
         assert expected in message.strip().splitlines()[-1], (argv, message)  # argparse prints usage above
         assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def partial_files(root):
+    return [p for p in root.rglob("*") if p.name.startswith(".") and ".partial" in p.name]
+
+
+def failing_generator(error, latent_dim=8):
+    """Grey faces for the first batch, then `error`: a failure in the middle of a generation."""
+    calls = []
+
+    def fn(z):
+        calls.append(len(z))
+        if len(calls) > 1:
+            raise error
+        return np.full((len(z), 16, 16, 3), 128, np.uint8)
+
+    return FaceGenerator(fn, latent_dim), calls
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_a_failed_grid_leaves_nothing_half_written(tmp_path, error):
+    generator, calls = failing_generator(error)
+    out, faces = tmp_path / "faces.png", tmp_path / "faces"
+    out.write_bytes(b"earlier grid")
+    with pytest.raises(type(error)):
+        write_grid(generator, np.zeros((6, 8), np.float32), out, batch_size=4, individual_dir=faces)
+    assert calls == [4, 2]  # it failed on the second batch, after writing faces of the first
+    assert out.read_bytes() == b"earlier grid"
+    assert not faces.exists() and partial_files(tmp_path) == []
+    # a folder of earlier faces is kept as it was
+    faces.mkdir()
+    (faces / "face_00000.png").write_bytes(b"earlier face")
+    generator, _ = failing_generator(error)
+    with pytest.raises(type(error)):
+        write_grid(generator, np.zeros((6, 8), np.float32), out, batch_size=4, individual_dir=faces)
+    assert out.read_bytes() == b"earlier grid" and partial_files(tmp_path) == []
+    assert [p.name for p in faces.iterdir()] == ["face_00000.png"]
+    assert (faces / "face_00000.png").read_bytes() == b"earlier face"
+
+
+def test_a_failed_walk_leaves_nothing_half_written(tmp_path, monkeypatch):
+    generator, calls = failing_generator(RuntimeError("boom"))
+    png, gif = tmp_path / "walk.png", tmp_path / "walk.gif"
+    png.write_bytes(b"earlier walk")
+    with pytest.raises(RuntimeError):
+        write_walk(generator, np.zeros((300, 8), np.float32), png, gif)  # two batches of 256
+    assert len(calls) == 2
+    assert png.read_bytes() == b"earlier walk" and not gif.exists() and partial_files(tmp_path) == []
+    # failing after the PNG is written but before the GIF is: neither replaces its target
+    save = Image.Image.save
+
+    def save_but_no_gif(self, fp, format=None, **kwargs):
+        if format == "GIF":
+            raise OSError("disk full")
+        return save(self, fp, format=format, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_but_no_gif)
+    generator, _ = failing_generator(RuntimeError("unused"))
+    with pytest.raises(OSError, match="disk full"):
+        write_walk(generator, np.zeros((5, 8), np.float32), png, gif)
+    assert png.read_bytes() == b"earlier walk" and not gif.exists() and partial_files(tmp_path) == []
+
+
+def exit_message(argv, capsys):
+    """generate.main's error: exits non-zero with one line and prints nothing else."""
+    message = error_of(argv, capsys)
+    assert "Traceback" not in message and capsys.readouterr().err == ""
+    assert len(message.strip().splitlines()) == 1, message
+    return message
+
+
+def test_individual_never_replaces_a_folder_of_other_files(exported, tmp_path, capsys):
+    path, _, _ = exported
+    out, faces = tmp_path / "faces.png", tmp_path / "faces"
+    faces.mkdir()
+    (faces / "notes.txt").write_text("mine")
+    message = exit_message([str(path), "--n", "3", "--individual", "--out", str(out)], capsys)
+    assert str(faces) in message and "--out" in message
+    assert [p.name for p in faces.iterdir()] == ["notes.txt"] and (faces / "notes.txt").read_text() == "mine"
+    assert not out.exists() and partial_files(tmp_path) == []
+    # a file where the folder would go is not replaced either
+    (faces / "notes.txt").rename(tmp_path / "notes.txt")
+    faces.rmdir()
+    (tmp_path / "notes.txt").rename(faces)
+    assert str(faces) in exit_message([str(path), "--n", "3", "--individual", "--out", str(out)], capsys)
+    assert faces.read_text() == "mine"
+    # a folder of faces written before is replaced whole: no stale faces from the earlier, larger run
+    faces.unlink()
+    generate.main([str(path), "--n", "5", "--individual", "--out", str(out)])
+    assert len(list(faces.iterdir())) == 5
+    generate.main([str(path), "--n", "3", "--seed", "1", "--individual", "--out", str(out)])
+    assert sorted(p.name for p in faces.iterdir()) == ["face_00000.png", "face_00001.png", "face_00002.png"]
+    grid = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(grid[2:18, 2:18], np.asarray(Image.open(faces / "face_00000.png")))
+    assert partial_files(tmp_path) == []
+
+
+def test_bad_keras_files_give_one_line_errors(exported, tmp_path, capsys):
+    path, _, _ = exported
+    classifier = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2, activation="softmax")])
+    classifier.save(tmp_path / "classifier.keras")
+    (tmp_path / "random.keras").write_bytes(np.random.default_rng(0).bytes(4096))
+    whole = (path / "generator.keras").read_bytes()
+    (tmp_path / "truncated.keras").write_bytes(whole[:len(whole) // 2])
+    broken_export = shutil.copytree(path, tmp_path / "broken_export")
+    (broken_export / "generator.keras").write_bytes(b"not a zip")
+    out = tmp_path / "out" / "faces.png"
+    cases = [
+        (tmp_path / "classifier.keras", "is a Keras model but not a generator"),
+        (tmp_path / "random.keras", "not a readable .keras model"),
+        (tmp_path / "truncated.keras", "not a readable .keras model"),
+        (broken_export / "generator.keras", "not a readable .keras model"),
+    ]
+    for model, expected in cases:
+        argv = [str(broken_export if model.parent == broken_export else model), "--n", "2", "--out", str(out)]
+        message = exit_message(argv, capsys)
+        assert message.startswith("generate.py: error: ") and str(model) in message and expected in message, message
+        assert not out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--rows", "--n"])
+def test_non_positive_counts_are_one_line_usage_errors(flag, tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), "model", flag, "0"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [f"generate.py: error: {flag} must be positive, got 0 (see --help)"]
+
+
+def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path):
+    path, generator, cfg = exported
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not an exported model"):
+        export_generator(generator, cfg, mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "mine"
+    (tmp_path / "a_file").write_text("mine")
+    with pytest.raises(ValueError, match="is not an exported model"):
+        export_generator(generator, cfg, tmp_path / "a_file")
+    assert (tmp_path / "a_file").read_text() == "mine" and partial_files(tmp_path) == []
+    # an earlier export is replaced whole
+    earlier = shutil.copytree(path, tmp_path / "earlier")
+    (earlier / "stale.txt").write_text("from an earlier export")
+    assert export_generator(generator, cfg, earlier) == earlier
+    assert not (earlier / "stale.txt").exists() and partial_files(tmp_path) == []
+    assert {"saved_model.pb", "generator.keras", "config.json"} <= {p.name for p in earlier.iterdir()}
+    z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
+    expected = latent.to_uint8(generator(z, training=False)).numpy()
+    assert np.abs(FaceGenerator.load(earlier)(z).astype(int) - expected).max() <= 1
