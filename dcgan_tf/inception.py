@@ -208,11 +208,18 @@ def preprocess(images):
     return x / 128.0 - 1.0
 
 
+@lru_cache(maxsize=4)
+def _inference(model):
+    """The compiled forward pass of one model, kept so that repeated calls (an evaluation
+    every few epochs) do not trace the network again."""
+    import tensorflow as tf
+    return tf.function(lambda x: model(preprocess(x), training=False), reduce_retracing=True)
+
+
 def features(images, batch_size=50, progress=False, model=None):
     """Pool_3 features, float64 [N, 2048], of uint8 images [N, H, W, 3] (an array or batches of them)."""
     import tensorflow as tf
-    model = model or _cached_model()
-    infer = tf.function(lambda x: model(preprocess(x), training=False), reduce_retracing=True)
+    infer = _inference(model or _cached_model())
     images = np.asarray(images) if not hasattr(images, "__next__") else images
     batches = (images[i:i + batch_size] for i in range(0, len(images), batch_size)) \
         if isinstance(images, np.ndarray) else images

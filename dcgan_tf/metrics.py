@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .files import written_atomically
+
 
 def gaussian_stats(features):
     features = np.asarray(features, np.float64)
@@ -48,12 +50,19 @@ def fid(features1, features2):
     return frechet_distance(*gaussian_stats(features1), *gaussian_stats(features2))
 
 
-def kid(features1, features2, subsets=10, subset_size=1000, seed=0):
-    """(mean, std) of the unbiased MMD^2 over `subsets` random subsets of both sets."""
+def kid_subset_size(n1, n2):
+    """Half the smaller set, so the random subsets differ and their spread means something;
+    at most 1000, the size of Binkowski et al. (the cost grows with its square)."""
+    return min(1000, n1 // 2, n2 // 2)
+
+
+def kid(features1, features2, subsets=10, subset_size=None, seed=0):
+    """(mean, std) of the unbiased MMD^2 over `subsets` random subsets of both sets
+    (of kid_subset_size images unless given)."""
     x, y = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
-    size = min(subset_size, len(x), len(y))
+    size = min(subset_size or kid_subset_size(len(x), len(y)), len(x), len(y))
     if size < 2:
-        raise ValueError("KID needs at least 2 samples in each set")
+        raise ValueError(f"KID needs subsets of at least 2 samples, got {size} (sets of {len(x)} and {len(y)})")
     rng = np.random.default_rng(seed)
     dim = x.shape[1]
     estimates = []
@@ -105,8 +114,6 @@ def cached_features(key, compute, cache_dir):
             if str(stored["key"]) == text:
                 return stored["features"]
     features = compute()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial.npz")
-    np.savez(partial, features=features.astype(np.float32), key=text)
-    partial.replace(path)
+    with written_atomically(path, suffix=".npz") as (partial,):
+        np.savez(partial, features=features.astype(np.float32), key=text)
     return features
