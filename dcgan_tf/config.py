@@ -2,8 +2,9 @@
 
 import dataclasses
 import json
-import os
 from pathlib import Path
+
+from .files import written_atomically
 
 CONFIG_FILE = "config.json"
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)
@@ -122,9 +123,8 @@ class Config:
 
     def save(self, directory):
         path = Path(directory) / CONFIG_FILE
-        partial = path.with_name(f".{CONFIG_FILE}.partial")
-        partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(partial, path)  # a crash never leaves a run with half a config
+        with written_atomically(path) as (partial,):  # a crash never leaves a run with half a config
+            partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod
@@ -153,6 +153,12 @@ PRESETS = {
 
 
 def preset(name, **overrides):
+    """A preset with some fields changed. Another image_size keeps the preset's layers and
+    scales the generator's starting grid (g_start) to match, e.g. dcgan32 at 64x64."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name].replace(**overrides)
+    base = PRESETS[name]
+    upscale = base.output_size() // base.g_start
+    if "image_size" in overrides and "g_start" not in overrides and overrides["image_size"] % upscale == 0:
+        overrides["g_start"] = overrides["image_size"] // upscale
+    return base.replace(**overrides)

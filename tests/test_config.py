@@ -27,9 +27,17 @@ def test_json_round_trip(tmp_path):
     assert Config.load(tmp_path / "config.json").g_mult == (4, 2, 1)
 
 
+def test_another_image_size_scales_the_starting_grid():
+    assert preset("dcgan32", image_size=64).g_start == 4
+    assert preset("keras64", image_size=128).g_start == 16
+    assert preset("keras64", image_size=32).output_size() == 32
+
+
 def test_inconsistent_sizes_are_rejected():
     with pytest.raises(ValueError, match="image_size must equal"):
-        preset("keras64", image_size=32)
+        preset("keras64", image_size=36)  # not a multiple of 2**3 upsamplings
+    with pytest.raises(ValueError, match="image_size must equal"):
+        preset("keras64", image_size=64, g_start=4)
 
 
 @pytest.mark.parametrize("change", [{"label_smoothing": 0.7}, {"batch_size": 0}, {"g_activation": "tanh"}])

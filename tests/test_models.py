@@ -28,14 +28,22 @@ def test_conv_dim_scales_widths():
     assert wide.count_params() > 3 * small.count_params()
 
 
-def test_dcgan_initialisation():
-    generator = build_generator(preset("keras64"))
-    kernels = np.concatenate([w.numpy().ravel() for w in generator.weights if "kernel" in w.path])
-    biases = np.concatenate([w.numpy().ravel() for w in generator.weights if "bias" in w.path])
-    gammas = np.concatenate([w.numpy().ravel() for w in generator.weights if "gamma" in w.path])
+@pytest.mark.parametrize("build", [build_generator, build_discriminator])
+def test_dcgan_initialisation(build):
+    model = build(preset("keras64"))
+
+    def values(kind):
+        return np.concatenate([w.numpy().ravel() for w in model.weights if kind in w.path])
+    kernels, biases, gammas = values("kernel"), values("bias"), values("gamma")
     assert abs(kernels.mean()) < 1e-3 and kernels.std() == pytest.approx(0.02, rel=0.02)
     assert np.all(biases == 0)
-    assert gammas.mean() == pytest.approx(1.0, abs=0.005) and gammas.std() == pytest.approx(0.02, rel=0.1)
+    assert gammas.mean() == pytest.approx(1.0, abs=0.005) and gammas.std() == pytest.approx(0.02, rel=0.15)
+
+
+def test_another_image_size_builds_that_size():
+    generator = build_generator(preset("dcgan32", image_size=64))
+    assert generator.output_shape == (None, 64, 64, 3)
+    assert build_discriminator(preset("dcgan32", image_size=64)).output_shape == (None, 1)
 
 
 def test_generator_output_in_tanh_range():
