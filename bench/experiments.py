@@ -1,5 +1,5 @@
 """The "What helps" experiments of the README: dcgan32 on the 10,000 CelebA faces, the same
-number of steps per row, scored by FID / KID / face rate at n = 1,000 against the real faces.
+number of D updates per row (1,560; a WGAN-GP step makes n_critic of them), scored by FID / KID / face rate at n = 1,000 against the real faces.
 
   python bench/experiments.py --data ../shared/data/celeba_10k.zip --out runs/experiments
 
@@ -18,12 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcgan_tf import inception, latent, metrics  # noqa: E402
+from dcgan_tf import evaluate, latent, metrics  # noqa: E402
 from dcgan_tf.config import preset  # noqa: E402
-from dcgan_tf.evaluate import real_features  # noqa: E402
+from dcgan_tf.images import save_grid  # noqa: E402
 from dcgan_tf.training import train  # noqa: E402
 
-STEPS = 1560  # 10 epochs of 10,000 images at batch 64
+STEPS = 1560  # D updates per row: 10 epochs of 10,000 images at batch 64
 
 ROWS = [  # name, config overrides, images used; every row keeps the EMA generator (the default)
     ("baseline (BCE)", {}, 10000),
@@ -34,17 +34,16 @@ ROWS = [  # name, config overrides, images used; every row keeps the EMA generat
 ]
 
 
-def score(generator, real, n, face_rate):
+def score(generator, real, n):
     z = latent.sample(n, generator.input_shape[-1], seed=123)
-    batches = (latent.to_uint8(generator(z[i:i + 100], training=False)).numpy() for i in range(0, n, 100))
+    return evaluate.score(real, evaluate.generated_batches(generator, z), metrics.FaceRate())
 
-    def counted():
-        for images in batches:
-            face_rate.update(images)
-            yield images
-    fake = inception.features(counted())
-    kid, kid_std = metrics.kid(real, fake, subset_size=n // 2)
-    return {"fid": metrics.fid(real, fake), "kid": kid, "kid_std": kid_std, "face_rate": face_rate.result()}
+
+def save_grids(gan, run_dir, n=64):
+    """The trained and the EMA generator's faces for the same latent batch, side by side in the README."""
+    z = latent.sample(n, gan.latent_dim, seed=7)
+    for name, generator in (("raw", gan.generator), ("ema", gan.sampling_generator())):
+        save_grid(latent.to_uint8(generator(z, training=False)).numpy(), run_dir / f"{name}.png")
 
 
 def main():
@@ -55,16 +54,18 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0, help="training seed (weights, z, shuffling)")
     args = parser.parse_args()
-    real = real_features(args.data, args.n, 32, progress=False)
+    real = evaluate.real_features(args.data, args.n, 32, progress=False)
     results = {}
     for name, overrides, images in ROWS:
         run_dir = args.out / name.split(" (")[0].replace(" ", "-").replace(",", "").replace("+", "plus")
-        epochs = max(1, round(args.steps / (images // 64)))
+        # the budget is D updates: a WGAN-GP step makes n_critic of them (and one G update)
+        epochs = max(1, round(args.steps / overrides.get("n_critic", 1) / (images // 64)))
         cfg = preset("dcgan32", data=args.data, limit=images, epochs=epochs, seed=args.seed, **overrides)
         gan, _ = train(cfg, run_dir, resume=(run_dir / "checkpoints" / "checkpoint").exists(), verbose=0,
                        log=lambda message: None)
-        results[name] = score(gan.generator, real, args.n, metrics.FaceRate())
-        results[name + ", EMA"] = score(gan.sampling_generator(), real, args.n, metrics.FaceRate())
+        save_grids(gan, run_dir)
+        results[name] = score(gan.generator, real, args.n)
+        results[name + ", EMA"] = score(gan.sampling_generator(), real, args.n)
         print(name, results[name], results[name + ", EMA"], flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n| dcgan32, {args.steps} steps | FID | KID | face rate |\n|---|---|---|---|")

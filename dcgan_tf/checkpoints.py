@@ -44,7 +44,7 @@ class TrainingCheckpoint:
         """Save the state after `epoch` complete epochs; returns the checkpoint's path."""
         self._check_free_space()
         self.epoch.assign(epoch)
-        step = int(self.gan.d_optimizer.iterations.numpy())
+        step = self.gan.train_steps()
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as error:

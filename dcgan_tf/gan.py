@@ -12,6 +12,8 @@ Design notes (see shared/notes/keras3-gan-pitfalls.md):
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
 """
 
+import contextlib
+
 import keras
 import tensorflow as tf
 
@@ -45,7 +47,7 @@ class DCGAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def compile(self, d_optimizer, g_optimizer, loss="bce", label_smoothing=0.0, reuse_fake=True,
+    def compile(self, d_optimizer, g_optimizer, loss_fn="bce", label_smoothing=0.0, reuse_fake=True,
                 diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):
         super().compile(optimizer=None, **kwargs)
         if keras.mixed_precision.global_policy().name == "mixed_float16":
@@ -55,8 +57,8 @@ class DCGAN(keras.Model):
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
-        self.loss_name = loss
-        self.d_loss_fn, self.g_loss_fn = losses.get(loss)
+        self.loss_name = loss_fn
+        self.d_loss_fn, self.g_loss_fn = losses.get(loss_fn)
         self.label_smoothing = float(label_smoothing)
         self.reuse_fake = bool(reuse_fake)
         self.diffaugment = diffaugment
@@ -120,42 +122,31 @@ class DCGAN(keras.Model):
         self._apply(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
 
-    def _generator_step(self, batch_size, replicas):
-        """One G update on a fresh latent batch (the step when the D step's fakes are not reused)."""
-        with tf.GradientTape() as tape:
-            fake = self.generator(self._latent_batch(batch_size, stream=1), training=True)
-            g_loss = self.g_loss_fn(self._critic(fake, stream=4))
-            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-        self._apply(self.g_optimizer, tape, scaled, self.generator.trainable_variables)
-        return g_loss
-
     def train_step(self, real):
         if isinstance(real, (tuple, list)):
             real = real[0]
         batch_size = tf.shape(real)[0]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        g_weight = 1.0
-        if self.n_critic > 1:  # G trains on every n_critic-th step only, on its own z
-            fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
-            d_loss, real_logits, fake_logits = self._discriminator_step(real, fake, replicas)
-            do_g = tf.equal(self.d_optimizer.iterations % self.n_critic, 0)
-            g_loss = tf.cond(do_g, lambda: self._generator_step(batch_size, replicas), lambda: tf.constant(0.0))
-            g_weight = tf.cast(do_g, tf.float32)
-        elif self.reuse_fake:  # one G forward serves both updates (as the PyTorch DCGAN example)
-            with tf.GradientTape() as g_tape:
+        # n_critic > 1 (WGAN-GP): the extra D updates, on this real batch and fresh z, as the
+        # keras.io WGAN-GP example does. Unrolled: a tf.cond around an update breaks
+        # synchronized BatchNorm under tf.distribute.
+        for _ in range(self.n_critic - 1):
+            self._discriminator_step(real, self.generator(self._latent_batch(batch_size, stream=0), training=True),
+                                     replicas)
+        with tf.GradientTape() as g_tape:
+            # With reuse_fake one G forward serves both updates (as the PyTorch DCGAN example does).
+            with contextlib.nullcontext() if self.reuse_fake else g_tape.stop_recording():
                 fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
-                with g_tape.stop_recording():
-                    d_loss, real_logits, fake_logits = self._discriminator_step(real, tf.stop_gradient(fake), replicas)
-                g_loss = self.g_loss_fn(self._critic(fake, stream=4))
-                scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-            self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
-        else:
-            fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
-            d_loss, real_logits, fake_logits = self._discriminator_step(real, fake, replicas)
-            g_loss = self._generator_step(batch_size, replicas)
+            with g_tape.stop_recording():
+                d_loss, real_logits, fake_logits = self._discriminator_step(real, tf.stop_gradient(fake), replicas)
+            if not self.reuse_fake:  # G's update on a fresh latent batch (the keras.io example)
+                fake = self.generator(self._latent_batch(batch_size, stream=1), training=True)
+            g_loss = self.g_loss_fn(self._critic(fake, stream=4))
+            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+        self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
 
         self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss, sample_weight=g_weight)
+        self.g_loss_tracker.update_state(g_loss)
         self.real_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
         self.fake_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
         results = {m.name: m.result() for m in self.metrics}
@@ -164,6 +155,10 @@ class DCGAN(keras.Model):
             # which fails on scalars (Keras 3.15): give each value a length-1 axis.
             results = {name: value[None] for name, value in results.items()}
         return results
+
+    def train_steps(self):
+        """Training steps (batches) done: G updates; D makes n_critic updates per step."""
+        return int(self.g_optimizer.iterations.numpy())
 
     def sampling_generator(self):
         """The generator for samples, evaluation and export: with --ema, a copy holding the
@@ -207,7 +202,7 @@ class DCGAN(keras.Model):
         return {
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "loss": self.loss_name,
+            "loss_fn": self.loss_name,
             "label_smoothing": self.label_smoothing,
             "reuse_fake": self.reuse_fake,
             "diffaugment": self.diffaugment,
@@ -256,7 +251,7 @@ def build_gan(cfg: Config, strategy=None):
         gan.compile(
             d_optimizer=adam(cfg.discriminator_lr, cfg),
             g_optimizer=adam(cfg.lr, cfg, ema=cfg.ema),
-            loss=cfg.loss,
+            loss_fn=cfg.loss,
             label_smoothing=cfg.label_smoothing,
             reuse_fake=cfg.reuse_fake,
             diffaugment=cfg.diffaugment,

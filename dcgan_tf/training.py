@@ -19,6 +19,7 @@ from .config import Config
 from .data import load_images, make_dataset
 from .distribute import is_chief, make_strategy, writer_dir
 from .export import export_generator
+from .files import written_atomically
 from .gan import build_gan
 from .images import save_grid
 
@@ -50,19 +51,20 @@ class TrainingInterrupted(TrainingStopped):
 
 
 def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
-    history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume)
+    history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
+                                     extra_keys=("fid", "kid") if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
     tensorboard = [callbacks.LearningRates(),
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
-        history.keys = sorted(["d_loss", "g_loss", "real_prob", "fake_prob", "fid", "kid"])
         evaluation = [callbacks.Evaluation(images[:cfg.eval_n], cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
                                            best_fid=best_fid(run_dir))]
+    guard = callbacks.NanGuard()
     return [
-        callbacks.NanGuard(),
-        callbacks.Checkpoint(checkpoint, initial_epoch),
+        guard,
+        callbacks.Checkpoint(checkpoint, initial_epoch, guard),
         callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
                              tensorboard_dir=tensorboard_dir),
         *evaluation,
@@ -73,11 +75,13 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
 
 
 def save_best(checkpoint, run_dir, epoch, fid):
-    """The state with the lowest FID so far: best/ckpt (generate.py and --export read it) and best.json."""
-    best = Path(run_dir) / BEST_DIR
-    checkpoint.epoch.assign(epoch)
-    checkpoint.checkpoint.write(str(best / "ckpt"))
-    (best / "best.json").write_text(json.dumps({"epoch": epoch, "fid": fid}) + "\n")
+    """The state with the lowest FID so far: best/ckpt (generate.py and --export read it) and
+    best.json, replaced together so the two always agree."""
+    with written_atomically(Path(run_dir) / BEST_DIR) as (best,):
+        best.mkdir()
+        checkpoint.epoch.assign(epoch)
+        checkpoint.checkpoint.write(str(best / "ckpt"))
+        (best / "best.json").write_text(json.dumps({"epoch": epoch, "fid": fid}) + "\n")
 
 
 def best_fid(run_dir):
@@ -95,22 +99,23 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     chief = is_chief(strategy)
     run_dir = prepare_run_dir(run_dir, resume) if chief else Path(run_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
-    cfg.save(out_dir)
-
     images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
                                  progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
+    cfg.save(out_dir)  # only once the data is good: a bad --data leaves no run behind to --resume
     save_grid(images[:REAL_BATCH_COUNT], out_dir / "real_batch.png", rows=2)
-    dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed)
 
     gan = build_gan(cfg, strategy)
     checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
     if resume:  # every worker restores the chief's checkpoint
         initial_epoch = checkpoint.restore(TrainingCheckpoint.latest_in(run_dir))
+        callbacks.trim_logs(out_dir, initial_epoch, gan.train_steps())
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:
         initial_epoch = 0
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
+    # A resumed run shuffles anew instead of replaying the first epochs' order.
+    dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch)
     history = _fit(gan, dataset, images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
     if export_dir is not None and chief:
         path = export_generator(gan.sampling_generator(), cfg, export_dir)
@@ -133,14 +138,15 @@ def _fit(gan, dataset, images, cfg, run_dir, checkpoint, resume, initial_epoch, 
             curves.flush()
             path = checkpoint.save(saver.completed_epochs)
             raise TrainingInterrupted(f"interrupted: saved {path} (epoch {saver.completed_epochs} complete, "
-                                  f"step {int(gan.d_optimizer.iterations.numpy())}); continue with --resume") from None
-        if guard.bad_step is None:
+                                  f"step {gan.train_steps()}); continue with --resume") from None
+        if guard.problem is None:
             return history
-        problem = f"a loss became NaN/Inf at step {guard.bad_step}"
+        problem = guard.problem
         if cfg.on_nan == "stop" or rolled_back:
             raise TrainingStopped(f"{problem}; stopped. The last good checkpoint is {checkpoint.latest}"
                                   + (" (already rolled back once)" if rolled_back else ""))
         initial_epoch = checkpoint.restore()
+        callbacks.trim_logs(run_dir, initial_epoch, gan.train_steps())
         for optimizer in (gan.d_optimizer, gan.g_optimizer):
             optimizer.learning_rate.assign(optimizer.learning_rate * 0.5)
         log(f"{problem}: rolled back to {checkpoint.latest} (epoch {initial_epoch}) and halved the learning "

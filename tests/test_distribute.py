@@ -3,10 +3,12 @@ with MultiWorkerMirroredStrategy stay in sync and only the chief writes."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -89,19 +91,31 @@ def free_ports(count):
     return ports
 
 
-def run_workers(work, epochs, resume):
-    """Two MultiWorkerMirroredStrategy workers on loopback ports; -> their final weights."""
+def start_workers(work, epochs, resume):
+    """Two MultiWorkerMirroredStrategy worker processes on loopback ports."""
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         code = WORKER.replace("EPOCHS", str(epochs)).replace("RESUME", str(resume)).replace("INDEX", str(index))
         workers.append(run_python(code, work, {"TF_CONFIG": tf_config, "TMPDIR": str(work)}))
+    return workers
+
+
+def stop(workers):
+    for worker in workers:
+        worker.kill()
+        worker.wait()
+
+
+def run_workers(work, epochs, resume, timeout=240):
+    """Both workers to the end, within `timeout` seconds in all; -> their final weights."""
+    workers = start_workers(work, epochs, resume)
+    deadline = time.monotonic() + timeout
     try:
-        results = [worker.communicate(timeout=240) for worker in workers]
+        results = [worker.communicate(timeout=max(1, deadline - time.monotonic())) for worker in workers]
     finally:
-        for worker in workers:
-            worker.kill()
+        stop(workers)
     for worker, (_, err) in zip(workers, results):
         assert worker.returncode == 0, err[-3000:]
     return [np.load(work / f"weights_{index}.npz") for index in range(2)]
@@ -109,11 +123,13 @@ def run_workers(work, epochs, resume):
 
 def checkpointed_epoch(run):
     import tensorflow as tf
+    if tf.train.latest_checkpoint(str(run / "checkpoints")) is None:
+        return 0
     reader = tf.train.load_checkpoint(str(run / "checkpoints"))
     return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
 
 
-def test_two_workers_stay_in_sync_only_the_chief_writes_and_resume_works(tmp_path):
+def test_two_workers_stay_in_sync_only_the_chief_writes_and_resume_after_a_kill(tmp_path):
     np.save(tmp_path / "faces.npy", random_images(64, 16))
     run = tmp_path / "runs" / "mw"
     chief, other = run_workers(tmp_path, epochs=2, resume=False)
@@ -122,9 +138,50 @@ def test_two_workers_stay_in_sync_only_the_chief_writes_and_resume_works(tmp_pat
     assert (run / "samples" / "epoch_002.png").is_file() and (tmp_path / "exports" / "mw" / "saved_model.pb").is_file()
     assert not list(tmp_path.glob("dcgan-worker*"))  # the other worker's scratch directory is gone
 
-    chief, other = run_workers(tmp_path, epochs=3, resume=True)  # e.g. after a worker failed
+    # A worker dies (SIGKILL) in the middle of a long run; its peer is stopped too, as a
+    # cluster manager would; both restart with --resume from the chief's last checkpoint.
+    workers = start_workers(tmp_path, epochs=500, resume=True)
+    deadline = time.monotonic() + 120
+    try:
+        while checkpointed_epoch(run) < 4 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        workers[1].send_signal(signal.SIGKILL)
+        stop(workers)
+    reached = checkpointed_epoch(run)
+    assert 4 <= reached < 500
+    chief, other = run_workers(tmp_path, epochs=reached + 2, resume=True)
     assert all(np.array_equal(chief[k], other[k]) for k in chief.files)
-    assert checkpointed_epoch(run) == 3 and (run / "samples" / "epoch_003.png").is_file()
+    assert checkpointed_epoch(run) == reached + 2
+    assert (run / "samples" / f"epoch_{reached + 2:03d}.png").is_file()
+
+
+STABILISERS = """
+    import json
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from dcgan_tf.config import preset
+    from dcgan_tf.gan import build_gan
+
+    cfg = preset("tiny", loss="wgan", gp="wgan-gp", n_critic=2, diffaugment="color,translation,cutout",
+                 spectral_norm=True)
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype("float32")
+    data = tf.data.Dataset.from_tensor_slices(images).batch(cfg.batch_size, drop_remainder=True)
+    gan = build_gan(cfg, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    history = gan.fit(data, epochs=1, verbose=0, shuffle=False).history
+    print(json.dumps({"history": history, "d_steps": int(gan.d_optimizer.iterations.numpy()),
+                      "g_steps": int(gan.g_optimizer.iterations.numpy())}))
+"""
+
+
+def test_n_critic_gradient_penalty_and_diffaugment_train_under_mirrored_strategy(tmp_path):
+    process = run_python(STABILISERS, tmp_path)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert (result["d_steps"], result["g_steps"]) == (8, 4)  # 4 batches, 2 critic updates each
+    assert all(np.isfinite(v).all() for v in result["history"].values())
 
 
 def test_unknown_strategy_and_missing_tf_config_are_clear_errors(monkeypatch):

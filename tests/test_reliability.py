@@ -135,17 +135,18 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(work):
 
 
 class PoisonWeights(keras.callbacks.Callback):
-    """Sets a discriminator weight to NaN before step `at` (every `at` steps with repeat=True)."""
+    """Sets a weight (D's first kernel unless `pick` chooses another) to NaN before step `at`
+    (every `at` steps with repeat=True)."""
 
-    def __init__(self, at, repeat=False):
+    def __init__(self, at, repeat=False, pick=lambda gan: gan.discriminator.trainable_weights[0]):
         super().__init__()
-        self.at, self.repeat, self.done = at, repeat, False
+        self.at, self.repeat, self.pick, self.done = at, repeat, pick, False
 
     def on_train_batch_begin(self, batch, logs=None):
-        step = int(self.model.d_optimizer.iterations.numpy()) + 1
+        step = self.model.train_steps() + 1
         if (step == self.at and not self.done) or (self.repeat and step % self.at == 0):
-            kernel = self.model.discriminator.trainable_weights[0]
-            kernel.assign(tf.fill(kernel.shape, np.nan))
+            weight = self.pick(self.model)
+            weight.assign(tf.fill(weight.shape, np.nan))
             self.done = True
 
 
@@ -163,6 +164,17 @@ def test_nan_rolls_back_once_and_halves_the_learning_rate(tmp_path):
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-4)
     assert all(np.isfinite(w.numpy()).all() for w in gan.weights)
     assert checkpoint_state(tmp_path / "run") == (3, 12)  # the bad epoch was done again
+    assert epochs_logged(tmp_path / "run") == [1, 2, 3]  # the bad epoch's rows were dropped
+
+
+def test_a_nan_batchnorm_statistic_rolls_back_too(tmp_path):
+    # G's moving mean is used only outside training: no loss shows it, the weight check must
+    moving_mean = PoisonWeights(at=6, pick=lambda gan: [w for w in gan.generator.weights if "moving_mean" in w.path][0])
+    gan, messages = train_tiny(tmp_path, moving_mean, epochs=3)
+    assert any("weights became NaN/Inf by step 8" in m and "moving_mean" in m and "ckpt-4 (epoch 1)" in m
+               for m in messages), messages
+    assert all(np.isfinite(w.numpy()).all() for w in gan.weights)
+    assert checkpoint_state(tmp_path / "run") == (3, 12)
 
 
 @pytest.mark.parametrize("on_nan, expected", [("stop", "NaN/Inf at step 2; stopped"),
