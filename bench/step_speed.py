@@ -45,10 +45,15 @@ def step_flops(g_forward, d_forward, generator_passes):
 
 
 def matmul_gflops(n=2048, repeats=5):
+    """float32 matmul rate of numpy (OpenBLAS) and of TensorFlow (oneDNN), GFLOP/s, best of `repeats`."""
+    import tensorflow as tf
     a, b = (np.random.default_rng(0).standard_normal((n, n), dtype=np.float32) for _ in range(2))
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
+    ta, tb = tf.constant(a), tf.constant(b)
+    rates = {}
+    for name, fn in (("numpy", lambda: a @ b), ("tensorflow", lambda: tf.linalg.matmul(ta, tb).numpy())):
+        fn()
+        rates[name] = 2 * n ** 3 / min(_timed(fn) for _ in range(repeats)) / 1e9
+    return rates
 
 
 def _timed(fn):
@@ -57,14 +62,17 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def measure(preset_name, batch_size, steps, warmup, precision="float32"):
+def measure(preset_name, batch_size, steps, warmup, **ours_config):
+    import keras
+
     from dcgan_tf.config import preset
     from dcgan_tf.gan import build_gan
     from keras_io_reference import build_reference
 
     cfg = preset(preset_name, batch_size=batch_size)
-    reference = build_reference(cfg)  # always float32
-    ours = build_gan(cfg.replace(mixed_precision=precision))
+    ours = build_gan(cfg.replace(**ours_config))  # sets the global precision policy
+    keras.mixed_precision.set_global_policy("float32")  # the reference is always float32
+    reference = build_reference(cfg)
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
     times = {"ours": [], "reference": []}
     for step in range(warmup + steps):
@@ -83,18 +91,25 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="timed steps per model and batch size")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", default="float32", help="ours only: float32, mixed_bfloat16, mixed_float16")
+    parser.add_argument("--reuse-fake", default="true", choices=("true", "false"), help="ours only")
+    parser.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"), help="ours only (XLA)")
     args = parser.parse_args()
+    ours_config = {"mixed_precision": args.precision, "reuse_fake": args.reuse_fake == "true",
+                   "jit_compile": args.jit_compile}
 
     import os
     import tensorflow as tf
-    peak = matmul_gflops()
-    print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; numpy float32 matmul {peak:.0f} GFLOP/s\n")
+    rates = matmul_gflops()
+    peak = max(rates.values())
+    print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; float32 matmul: numpy "
+          f"{rates['numpy']:.0f} GFLOP/s, TensorFlow {rates['tensorflow']:.0f} GFLOP/s (the % column uses the higher)\n")
     print("| preset | batch | model | s/step | img/s | GFLOP/img | GFLOP/s | % of matmul | ours/ref |")
     print("|---|---|---|---|---|---|---|---|---|")
     for batch_size in args.batch_sizes:
-        medians, g, d = measure(args.preset, batch_size, args.steps, args.warmup, args.precision)
+        medians, g, d = measure(args.preset, batch_size, args.steps, args.warmup, **ours_config)
         speedup = medians["reference"] / medians["ours"]
-        for name, passes in ((f"ours ({args.precision})", 1), ("reference", 2)):
+        label = f"ours ({args.precision}{', XLA ' + args.jit_compile if args.jit_compile != 'auto' else ''})"
+        for name, passes in ((label, 1 if ours_config["reuse_fake"] else 2), ("reference", 2)):
             flops = step_flops(g, d, passes)
             rate = batch_size / medians[name.split()[0]]
             achieved = flops * rate / 1e9
