@@ -1,5 +1,6 @@
 """Soak test of crash safety: train `tiny` with a checkpoint every epoch, SIGKILL it at random
-moments, resume, and check that every resume succeeds and no checkpoint is ever unreadable.
+moments, resume, and check that every resume starts right after the latest checkpoint (from
+train.py's "resuming ... at epoch N" line), succeeds, and no checkpoint is ever unreadable.
 
   python bench/soak.py --kills 20 --epochs 40
 
@@ -9,6 +10,7 @@ Prints one line per kill and a summary. Not part of the test suite (it runs for 
 import argparse
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,7 @@ def start(work, epochs, resume):
     args = ["--out", "runs/soak", "--epochs", str(epochs), "--no-export"]
     args += ["--resume"] if resume else ["--preset", "tiny", "--data", "faces.npy"]
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=work, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def checkpoint_epoch(run):
@@ -51,16 +53,22 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="dcgan-soak-"))
     np.save(work / "faces.npy", np.random.default_rng(0).integers(0, 256, (1024, 16, 16, 3), dtype=np.uint8))
     run = work / "runs" / "soak"
-    failures, epochs_seen = [], []
+    failures, epochs_seen, resumes = [], [], 0
     for kill in range(args.kills):
-        process = start(work, args.epochs, resume=(run / "checkpoints" / "checkpoint").exists())
+        before = checkpoint_epoch(run)
+        process = start(work, args.epochs, resume=before is not None)
         delay = rng.uniform(1.0, args.max_delay)
         time.sleep(delay)
         finished = process.poll() is not None
         process.kill()
-        _, err = process.communicate()
+        out, err = process.communicate()
         if finished and process.returncode != 0:
             failures.append(f"kill {kill}: train.py failed: {err.strip().splitlines()[-1:]}")
+        resumed = re.search(r"resuming .* at epoch (\d+)", out)
+        if resumed:  # absent when the kill came before the checkpoint was read
+            resumes += 1
+            if int(resumed.group(1)) != before + 1:
+                failures.append(f"kill {kill}: resumed at epoch {resumed.group(1)}, the checkpoint held {before}")
         try:
             epoch = checkpoint_epoch(run)
         except Exception as error:  # an unreadable checkpoint is exactly what this looks for
@@ -76,8 +84,9 @@ def main():
         failures.append(f"final resume failed: {err.strip().splitlines()[-1:]}")
     final = checkpoint_epoch(run)
     monotonic = all(b >= a for a, b in zip(epochs_seen, epochs_seen[1:]) if a is not None and b is not None)
-    print(f"\nkills: {len(epochs_seen)}, final epoch {final} of {args.epochs}, "
-          f"epoch counter never went back: {monotonic}, failures: {len(failures)}")
+    print(f"\nkills: {len(epochs_seen)}, resumes seen to start after their checkpoint: {resumes}, "
+          f"final epoch {final} of {args.epochs}, epoch counter never went back: {monotonic}, "
+          f"failures: {len(failures)}")
     for failure in failures:
         print("  " + failure)
     sys.exit(1 if failures or final != args.epochs or not monotonic else 0)

@@ -1,3 +1,4 @@
+import csv
 import os
 import sys
 from pathlib import Path
@@ -21,3 +22,19 @@ def image_npy(tmp_path):
     path = tmp_path / "images.npy"
     np.save(path, random_images(64, 16))
     return path
+
+
+def checkpoint_state(run):
+    """(epoch counter, training step) of a run's latest complete checkpoint; (0, 0) if none."""
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(str(Path(run) / "checkpoints"))
+    if latest is None:
+        return 0, 0
+    reader = tf.train.load_checkpoint(latest)
+    step = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("g_optimizer/_iterations")]
+    return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")), int(step[0])
+
+
+def epochs_logged(run):
+    with open(Path(run) / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]

@@ -15,7 +15,7 @@ import pytest
 
 from dcgan_tf.distribute import make_strategy
 
-from conftest import ROOT, random_images
+from conftest import ROOT, checkpoint_state, random_images
 
 
 def run_python(code, cwd, env_extra=None, timeout=300):
@@ -122,11 +122,7 @@ def run_workers(work, epochs, resume, timeout=240):
 
 
 def checkpointed_epoch(run):
-    import tensorflow as tf
-    if tf.train.latest_checkpoint(str(run / "checkpoints")) is None:
-        return 0
-    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
-    return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    return checkpoint_state(run)[0]
 
 
 def test_two_workers_stay_in_sync_only_the_chief_writes_and_resume_after_a_kill(tmp_path):

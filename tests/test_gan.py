@@ -79,11 +79,8 @@ def test_keras_file_round_trip_keeps_images_and_optimizer_state(tmp_path):
         np.testing.assert_array_equal(original.numpy(), restored.numpy())
 
 
-def test_bce_losses_on_known_logits():
-    zeros = tf.zeros((4, 1))
-    assert float(losses.bce_generator(zeros)) == pytest.approx(math.log(2))
-    assert float(losses.bce_discriminator(zeros, zeros)) == pytest.approx(2 * math.log(2))
-    # One-sided smoothing: a confident real logit is pushed back from 1 towards 0.9.
+def test_one_sided_label_smoothing():
+    # a confident real logit is pushed back from 1 towards 0.9 (plain BCE values: test_stabilisers)
     confident = tf.fill((4, 1), 5.0)
     assert float(losses.bce_discriminator(confident, -confident, 0.1)) > float(
         losses.bce_discriminator(confident, -confident, 0.0))

@@ -1,6 +1,5 @@
 """Failures lose nothing: Ctrl-C, SIGKILL mid-epoch and mid-checkpoint, NaN losses, failed writes."""
 
-import csv
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from dcgan_tf.checkpoints import CheckpointError, TrainingCheckpoint
 from dcgan_tf.config import preset
 from dcgan_tf.gan import build_gan
 
-from conftest import ROOT, random_images
+from conftest import ROOT, checkpoint_state, epochs_logged, random_images
 
 STEPS_PER_EPOCH = 64  # 1,024 images, batch 16
 
@@ -64,19 +63,6 @@ def finish(process, timeout=300):
         process.kill()
         raise
     return process.returncode, out, err
-
-
-def checkpoint_state(run):
-    """(epoch counter, optimizer step) of the latest complete checkpoint."""
-    reader = tf.train.load_checkpoint(str(run / "checkpoints"))
-    names = reader.get_variable_to_shape_map()
-    step = [reader.get_tensor(k) for k in names if k.startswith("d_optimizer/_iterations")][0]
-    return int(reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE")), int(step)
-
-
-def epochs_logged(run):
-    with open(run / "history.csv") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
 @pytest.fixture

@@ -82,6 +82,12 @@ def test_cutout_zeroes_a_quarter_of_the_image_and_translation_moves_it():
     x = tf.ones([2, 16, 16, 3])
     zeroed = 1.0 - tf.reduce_mean(augment.cutout(x, tf.constant([3, 4], tf.int64)), axis=[1, 2, 3])
     assert all(0.0 < float(v) <= 0.25 for v in zeroed)
+    # one bright pixel in the middle lands at most 2 pixels away (ratio 0.125 of 16), intact
+    dot = tf.tensor_scatter_nd_update(tf.zeros([8, 16, 16, 1]), [[i, 8, 8, 0] for i in range(8)], tf.ones([8]))
+    moved = augment.translation(dot, tf.constant([5, 6], tf.int64)).numpy()[..., 0]
+    positions = [np.argwhere(image == 1.0) for image in moved]
+    assert all(len(p) == 1 and np.abs(p[0] - 8).max() <= 2 for p in positions)
+    assert any(tuple(p[0]) != (8, 8) for p in positions)
     with pytest.raises(ValueError, match="unknown DiffAugment policy flip"):
         augment.parse("color,flip")
 
@@ -105,6 +111,21 @@ def test_ema_generator_averages_the_trained_weights_with_a_warm_up():
     assert build_gan(preset("tiny", ema=0.0)).sampling_generator().name == "generator"
     untrained = build_gan(cfg)  # its average holds zeros until the first update: samples use the weights
     assert untrained.sampling_generator() is untrained.generator and untrained.generate(2).std() > 0
+
+
+def test_resume_restores_the_ema_generator(tmp_path):
+    from dcgan_tf.checkpoints import TrainingCheckpoint
+    cfg = preset("tiny", ema=0.9)
+    gan = build_gan(cfg)
+    for _ in range(3):
+        gan.train_step(batch(cfg))
+    TrainingCheckpoint(gan, tmp_path).save(1)
+    resumed = build_gan(cfg)
+    TrainingCheckpoint(resumed, tmp_path).restore()
+    averaged = gan.sampling_generator()
+    assert averaged is not gan.generator
+    for original, restored in zip(averaged.weights, resumed.sampling_generator().weights):
+        np.testing.assert_array_equal(original.numpy(), restored.numpy())
 
 
 def test_tensorboard_events_hold_the_losses_learning_rates_and_a_sample_grid(tmp_path):

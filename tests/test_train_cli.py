@@ -10,18 +10,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import ROOT
+from conftest import ROOT, epochs_logged
 
 
 def run_train(*args, cwd):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, str(ROOT / "train.py"), *map(str, args)], cwd=cwd, env=env,
                            capture_output=True, text=True, timeout=300)
-
-
-def epochs_logged(run):
-    with open(run / "history.csv") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
