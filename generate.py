@@ -42,6 +42,8 @@ def parse_args(argv=None):
         parser.error("interpolate needs at least two --seeds and --steps >= 2")
     if args.out.suffix.lower() != ".png" or args.out.is_dir():
         parser.error(f"--out must name a .png file, got {args.out}")  # the .gif and the faces/ folder go beside it
+    if args.vector is not None and args.mode != "query":
+        parser.error("--vector is for the query mode")
     if args.vector is not None and args.vector.suffix != ".npy":
         parser.error(f"--vector must be a .npy file, got {args.vector}")
     return args

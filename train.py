@@ -60,6 +60,9 @@ def main(argv=None):
     except TrainingStopped as stopped:
         print(f"train.py: {stopped}", file=sys.stderr)
         sys.exit(stopped.exit_code)
+    except KeyboardInterrupt:  # before training started (loading data, building): nothing to save yet
+        print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -24,10 +24,19 @@ from .data import DataError, load_images, progress_bar
 DEFAULT_CACHE = Path.home() / ".cache" / "dcgan_tf"
 
 
+def _fingerprint(data):
+    """The source as the cache sees it: its path, size and modification time (a replaced
+    file or a folder with files added or removed is a new source)."""
+    if data.startswith("builtin"):
+        return data
+    path = Path(data).expanduser().resolve()
+    stat = path.stat() if path.exists() else None
+    return [str(path), stat.st_size, stat.st_mtime_ns] if stat else str(path)
+
+
 def real_features(data, n, image_size, crop="auto", cache_dir=DEFAULT_CACHE, progress=True):
-    key = {"data": str(Path(data).expanduser().resolve()) if not data.startswith("builtin") else data,
-           "n": n, "image_size": image_size, "crop": crop, "extractor": inception.WEIGHTS_SHA1,
-           "resize": "tf1-bilinear-299"}
+    key = {"data": _fingerprint(data), "n": n, "image_size": image_size, "crop": crop,
+           "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
 
     def compute():
         images, _ = load_images(data, image_size, crop, limit=n, progress=progress)

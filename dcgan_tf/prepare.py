@@ -32,7 +32,7 @@ def main(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.prepare", description=__doc__)
     parser.add_argument("source", help="an image directory, a .zip of images, a .npy/.npz array or builtin[:N]")
     parser.add_argument("out", type=Path, help="the .npy file to write")
-    parser.add_argument("--image-size", type=int, required=True, help="side of the square images, e.g. 32 or 64")
+    parser.add_argument("--image-size", type=int, default=64, help="side of the square images (default 64)")
     parser.add_argument("--crop", default="auto", help="auto, celeba, center, center:N, box:L,T,R,B or none")
     parser.add_argument("--limit", type=int, default=0, help="the first N images only (0: all)")
     parser.add_argument("--strict", action="store_true", help="an unreadable image is an error")

@@ -72,8 +72,16 @@ def test_two_replicas_train_like_one_device(tmp_path):
 
 WORKER = """
     import numpy as np
+    from dcgan_tf import training
     from dcgan_tf.config import preset
     from dcgan_tf.training import train
+
+    chosen = training.writer_dir
+    def recorded_writer_dir(run_dir, strategy):  # where this worker writes, for the test to check
+        directory = chosen(run_dir, strategy)
+        open("writer_INDEX.txt", "w").write(str(directory))
+        return directory
+    training.writer_dir = recorded_writer_dir
 
     cfg = preset("tiny", data="faces.npy", epochs=EPOCHS, strategy="multiworker")
     gan, _ = train(cfg, "runs/mw", resume=RESUME, export_dir="exports/mw", verbose=0, log=lambda m: None)
@@ -132,6 +140,8 @@ def test_two_workers_stay_in_sync_only_the_chief_writes_and_resume_after_a_kill(
     assert all(np.array_equal(chief[k], other[k]) for k in chief.files)
     assert checkpointed_epoch(run) == 2
     assert (run / "samples" / "epoch_002.png").is_file() and (tmp_path / "exports" / "mw" / "saved_model.pb").is_file()
+    assert (tmp_path / "writer_0.txt").read_text() == "runs/mw"  # the chief writes the run
+    assert (tmp_path / "writer_1.txt").read_text().startswith(str(tmp_path / "dcgan-worker1-"))  # the other: scratch
     assert not list(tmp_path.glob("dcgan-worker*"))  # the other worker's scratch directory is gone
 
     # A worker dies (SIGKILL) in the middle of a long run; its peer is stopped too, as a
