@@ -7,7 +7,7 @@ Rows: baseline (non-saturating BCE); a 2,000-image subset without and with DiffA
 hinge loss; WGAN-GP (n_critic 5). Each row is scored twice: the trained generator and its
 EMA (0.999, the default; the same run, as EMA does not change training). Prints a markdown
 table and writes results.json; each run's samples are in its run directory. Takes about
-45 minutes on a 2-core CPU; runs differ by seed a lot at this budget (`--seed`).
+40 minutes on a 2-core CPU; runs differ by seed a lot at this budget (`--seed`).
 """
 
 import argparse
