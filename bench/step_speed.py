@@ -93,9 +93,10 @@ def main():
     parser.add_argument("--precision", default="float32", help="ours only: float32, mixed_bfloat16, mixed_float16")
     parser.add_argument("--reuse-fake", default="true", choices=("true", "false"), help="ours only")
     parser.add_argument("--jit-compile", default="auto", choices=("auto", "on", "off"), help="ours only (XLA)")
+    parser.add_argument("--fused-batchnorm", default="true", choices=("true", "false"), help="ours only")
     args = parser.parse_args()
     ours_config = {"mixed_precision": args.precision, "reuse_fake": args.reuse_fake == "true",
-                   "jit_compile": args.jit_compile}
+                   "jit_compile": args.jit_compile, "fused_batchnorm": args.fused_batchnorm == "true"}
 
     import os
     import tensorflow as tf
@@ -108,7 +109,9 @@ def main():
     for batch_size in args.batch_sizes:
         medians, g, d = measure(args.preset, batch_size, args.steps, args.warmup, **ours_config)
         speedup = medians["reference"] / medians["ours"]
-        label = f"ours ({args.precision}{', XLA ' + args.jit_compile if args.jit_compile != 'auto' else ''})"
+        options = [args.precision] + ([f"XLA {args.jit_compile}"] if args.jit_compile != "auto" else []) \
+            + (["Keras BatchNorm"] if args.fused_batchnorm == "false" else [])
+        label = f"ours ({', '.join(options)})"
         for name, passes in ((label, 1 if ours_config["reuse_fake"] else 2), ("reference", 2)):
             flops = step_flops(g, d, passes)
             rate = batch_size / medians[name.split()[0]]

@@ -18,6 +18,7 @@ HELP = {
     "eval_every": "every N epochs, FID and KID of --eval-n faces, logged; keeps runs/NAME/best (0: off)",
     "eval_n": "faces (and training images) scored by --eval-every",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
+    "fused_batchnorm": "TensorFlow's fused BatchNorm kernel on one replica (default true; 1.33x vs 1.20x the keras.io step)",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag
 

@@ -57,6 +57,7 @@ class Config:
     jit_compile: str = "auto"
     steps_per_execution: int = 1
     reuse_fake: bool = True  # G update reuses the D step's fake batch (one G forward less)
+    fused_batchnorm: bool = True  # TensorFlow's fused BatchNorm kernel on one replica (dcgan_tf.models)
     mixed_precision: str = "float32"  # or "mixed_float16" / "mixed_bfloat16"
     strategy: str = "auto"  # tf.distribute: auto, default, mirrored, multiworker or tpu (dcgan_tf.distribute)
     # Data.

@@ -30,8 +30,17 @@ def export_generator(generator, cfg, out_dir):
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
     with written_atomically(out_dir) as (partial,):
-        _write_export(generator, cfg, partial)
+        _write_export(_with_keras_layers(generator, cfg), cfg, partial)
     return out_dir
+
+
+def _with_keras_layers(generator, cfg):
+    """The generator rebuilt from Keras' own layers (no fused BatchNorm) with the same
+    weights, so generator.keras loads in Keras without dcgan_tf."""
+    from .models import build_generator
+    plain = build_generator(cfg, fused_batchnorm=False)
+    plain.set_weights(generator.get_weights())
+    return plain
 
 
 def _write_export(generator, cfg, directory):

@@ -245,8 +245,10 @@ def build_gan(cfg: Config, strategy=None):
     """Create, compile and build the GAN and both optimizers, inside `strategy.scope()`."""
     keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()
+    fused = cfg.fused_batchnorm and strategy.num_replicas_in_sync == 1  # the fused kernel cannot sync replicas
     with strategy.scope():
-        gan = DCGAN(build_generator(cfg), build_discriminator(cfg), seed=cfg.seed)
+        gan = DCGAN(build_generator(cfg, fused_batchnorm=fused), build_discriminator(cfg, fused_batchnorm=fused),
+                    seed=cfg.seed)
         gan.build()
         gan.compile(
             d_optimizer=adam(cfg.discriminator_lr, cfg),

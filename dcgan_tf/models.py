@@ -7,40 +7,70 @@ full precision.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 WEIGHT_STDDEV = 0.02
+
+
+@keras.saving.register_keras_serializable(package="dcgan_tf")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras BatchNormalization whose training pass runs TensorFlow's fused kernel
+    (FusedBatchNormV3: oneDNN on CPU, cuDNN on GPU). Keras 3 computes the batch statistics
+    and the normalisation as separate ops; on keras64's 32x64x64x512 generator activations
+    forward + backward took 0.12 s fused against 0.30 s here. Same variables and
+    semantics (biased batch variance in the moving average), so checkpoints are
+    interchangeable with the Keras layer. It cannot synchronise replicas: under a
+    multi-replica strategy the models use Keras' synchronized layer instead.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if not training or len(inputs.shape) != 4 or self.axis not in (-1, 3):
+            return super().call(inputs, training=training, mask=mask)
+        x = tf.cast(inputs, tf.float32)
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.epsilon,
+                                                             is_training=True)
+        count = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
+        variance = variance * (count - 1.0) / count  # the op returns the unbiased variance
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
+        return tf.cast(y, inputs.dtype)
 
 
 def _init(seed):
     return keras.initializers.RandomNormal(0.0, WEIGHT_STDDEV, seed=seed)
 
 
-def _batch_norm(seed):
+def _batch_norm(seed, fused):
+    gamma = keras.initializers.RandomNormal(1.0, WEIGHT_STDDEV, seed=seed)
+    if fused:
+        return FusedBatchNormalization(gamma_initializer=gamma)
     # synchronized: under a tf.distribute strategy the statistics are those of the global
-    # batch, so N replicas train the same model as one device (no effect on one device).
-    return layers.BatchNormalization(gamma_initializer=keras.initializers.RandomNormal(1.0, WEIGHT_STDDEV, seed=seed),
-                                     synchronized=True)
+    # batch, so N replicas train the same model as one device.
+    return layers.BatchNormalization(gamma_initializer=gamma, synchronized=True)
 
 
 def _activation(name):
     return layers.ReLU() if name == "relu" else layers.LeakyReLU(negative_slope=0.2)
 
 
-def build_generator(cfg, seed=None):
+def build_generator(cfg, seed=None, fused_batchnorm=None):
+    """fused_batchnorm: None follows cfg.fused_batchnorm; False for a multi-replica strategy
+    or a model that must load with Keras alone."""
     seed = cfg.seed if seed is None else seed
+    fused = cfg.fused_batchnorm if fused_batchnorm is None else fused_batchnorm
     dense_filters = cfg.conv_dim * cfg.g_dense_mult
     model = keras.Sequential(name="generator")
     model.add(keras.Input((cfg.latent_dim,)))
     model.add(layers.Dense(cfg.g_start * cfg.g_start * dense_filters, kernel_initializer=_init(seed)))
     model.add(layers.Reshape((cfg.g_start, cfg.g_start, dense_filters)))
     if cfg.g_dense_norm:
-        model.add(_batch_norm(seed + 1))
+        model.add(_batch_norm(seed + 1, fused))
         model.add(_activation(cfg.g_activation))
     for i, mult in enumerate(cfg.g_mult):
         model.add(layers.Conv2DTranspose(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
                                          kernel_initializer=_init(seed + 2 + i)))
-        model.add(_batch_norm(seed + 20 + i))
+        model.add(_batch_norm(seed + 20 + i, fused))
         model.add(_activation(cfg.g_activation))
     if cfg.g_out == "conv":
         model.add(layers.Conv2D(3, 5, padding="same", kernel_initializer=_init(seed + 40)))
@@ -50,8 +80,9 @@ def build_generator(cfg, seed=None):
     return model
 
 
-def build_discriminator(cfg, seed=None):
+def build_discriminator(cfg, seed=None, fused_batchnorm=None):
     seed = (cfg.seed if seed is None else seed) + 100
+    fused = cfg.fused_batchnorm if fused_batchnorm is None else fused_batchnorm
     normalise = layers.SpectralNormalization if cfg.spectral_norm else (lambda layer: layer)
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input((cfg.image_size, cfg.image_size, 3)))
@@ -59,7 +90,7 @@ def build_discriminator(cfg, seed=None):
         model.add(normalise(layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
                                           kernel_initializer=_init(seed + i))))
         if i > 0:  # as in the DCGAN paper, no BatchNorm on the input layer
-            model.add(_batch_norm(seed + 20 + i))
+            model.add(_batch_norm(seed + 20 + i, fused))
         model.add(layers.LeakyReLU(negative_slope=0.2))
     model.add(layers.Flatten())
     if cfg.d_dropout:

@@ -51,6 +51,8 @@ CLEAN_LOAD = """
     z = np.load("z.npy")
     np.save("served.npy", model.signatures["serving_default"](z=tf.constant(z))["images"].numpy())
     np.save("sampled_{tag}.npy", model.signatures["sample"](num=tf.constant(5), seed=tf.constant(7, tf.int64))["images"].numpy())
+    import keras  # generator.keras holds Keras' own layers only (no fused BatchNorm class of ours)
+    np.save("keras.npy", keras.saving.load_model("{path}/generator.keras")(z, training=False).numpy())
 """
 
 
@@ -68,6 +70,7 @@ def test_savedmodel_loads_without_dcgan_tf_and_matches_the_generator(exported, t
     np.testing.assert_array_equal(first, second)
     assert first.shape == (5, 16, 16, 3) and first.std() > 0
     assert (path / "generator.keras").is_file() and (path / "config.json").is_file()
+    np.testing.assert_allclose(np.load(tmp_path / "keras.npy"), generator(z, training=False).numpy(), atol=1e-5)
 
 
 def png_shape(path):

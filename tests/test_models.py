@@ -1,8 +1,10 @@
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dcgan_tf.config import preset
-from dcgan_tf.models import build_discriminator, build_generator
+from dcgan_tf.models import FusedBatchNormalization, build_discriminator, build_generator
 
 # Parameter counts worked out by hand from the layer list (keras64: Dense 1,056,768 +
 # ConvT 262,272 + 524,544 + 2,097,664 + BN 3,584 + Conv2D 38,403).
@@ -55,3 +57,22 @@ def test_generator_output_in_tanh_range():
     images = generator(np.random.default_rng(0).normal(size=(8, cfg.latent_dim)), training=True).numpy()
     assert images.min() >= -1 and images.max() <= 1
     assert images.min() < -0.99 and images.max() > 0.99
+
+
+def test_fused_batchnorm_matches_the_keras_layer():
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2.0, 3.0, (8, 6, 6, 5)), tf.float32)
+    weights = tf.constant(rng.normal(size=x.shape), tf.float32)  # a loss whose gradients are far from 0
+    layers = [FusedBatchNormalization(), keras.layers.BatchNormalization()]
+    results = []
+    for layer in layers:
+        layer.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(y * weights)
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance, layer(x, training=False)])
+    for fused, plain in zip(*results):
+        np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), rtol=1e-4, atol=1e-4)
+    assert float(tf.reduce_min(results[0][5])) > 1.05  # the moving variance moved towards the batch variance, 9
