@@ -44,8 +44,9 @@ def _with_keras_layers(generator, cfg):
 
 
 def _write_export(generator, cfg, directory):
+    # No archive.track(generator): the endpoints' variables are tracked anyway, and tracking
+    # the model too stored every weight twice (23.7 MB for dcgan32's 11.9 MB).
     archive = keras.export.ExportArchive()
-    archive.track(generator)
 
     def images_from_z(z):
         return {"images": latent.to_uint8(generator(z, training=False))}

@@ -71,6 +71,9 @@ def test_savedmodel_loads_without_dcgan_tf_and_matches_the_generator(exported, t
     assert first.shape == (5, 16, 16, 3) and first.std() > 0
     assert (path / "generator.keras").is_file() and (path / "config.json").is_file()
     np.testing.assert_allclose(np.load(tmp_path / "keras.npy"), generator(z, training=False).numpy(), atol=1e-5)
+    weight_bytes = sum(w.numpy().nbytes for w in generator.weights)
+    stored = sum(f.stat().st_size for f in (path / "variables").glob("variables.data-*"))
+    assert weight_bytes <= stored < 1.2 * weight_bytes  # each weight stored once
 
 
 def png_shape(path):
