@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dcgan_tf import evaluate, latent, metrics  # noqa: E402
 from dcgan_tf.config import preset  # noqa: E402
+from dcgan_tf.generation import FaceGenerator  # noqa: E402
 from dcgan_tf.images import save_grid  # noqa: E402
 from dcgan_tf.training import train  # noqa: E402
 
@@ -36,7 +37,7 @@ ROWS = [  # name, config overrides, images used; every row keeps the EMA generat
 
 def score(generator, real, n):
     z = latent.sample(n, generator.input_shape[-1], seed=123)
-    return evaluate.score(real, evaluate.generated_batches(generator, z), metrics.FaceRate())
+    return evaluate.score(real, FaceGenerator.from_keras(generator).batches(z, batch_size=100), metrics.FaceRate())
 
 
 def save_grids(gan, run_dir, n=64):

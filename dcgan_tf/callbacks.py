@@ -214,9 +214,11 @@ class Evaluation(keras.callbacks.Callback):
         if (epoch + 1) % self.every or not finite(logs):
             return
         from . import evaluate, inception
+        from .generation import FaceGenerator
         if self.real_features is None:
             self.real_features = inception.features(self.real_images)
-        scores = evaluate.score(self.real_features, evaluate.generated_batches(self.model.sampling_generator(), self.z))
+        fakes = FaceGenerator.from_keras(self.model.sampling_generator()).batches(self.z, batch_size=100)
+        scores = evaluate.score(self.real_features, fakes)
         logs["fid"], logs["kid"] = scores["fid"], scores["kid"]
         if logs["fid"] < self.best_fid:
             self.best_fid = logs["fid"]

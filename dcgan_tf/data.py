@@ -208,6 +208,15 @@ def progress_bar(total):
     return keras.utils.Progbar(total, unit_name="image")
 
 
+def in_batches(array, batch_size, progress=False):
+    """Successive slices of an array (images or latent vectors); the bar counts the slices consumed."""
+    bar = progress_bar(len(array)) if progress else None
+    for start in range(0, len(array), batch_size):
+        yield array[start:start + batch_size]
+        if bar is not None:
+            bar.update(min(start + batch_size, len(array)))
+
+
 def _array_images(array, size, crop, name):
     """An [N, H, W, C] array -> uint8 [N, size, size, 3]; memory-mapped arrays stay mapped when ready."""
     if array.ndim == 3:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import inception, latent, metrics
 from .cli import ArgumentParser
-from .data import DataError, load_images, progress_bar
+from .data import DataError, in_batches, load_images
 
 DEFAULT_CACHE = Path.home() / ".cache" / "dcgan_tf"
 
@@ -50,21 +50,6 @@ def face_rate_counter():
     except ImportError as error:
         print(f"face rate: not computed ({error})", file=sys.stderr)
         return None
-
-
-def in_batches(array, batch_size=100, progress=False):
-    """Successive slices of an array (images or latent vectors); the bar counts the slices consumed."""
-    bar = progress_bar(len(array)) if progress else None
-    for start in range(0, len(array), batch_size):
-        yield array[start:start + batch_size]
-        if bar is not None:
-            bar.update(min(start + batch_size, len(array)))
-
-
-def generated_batches(generator, z, batch_size=100, progress=False):
-    """uint8 images of a Keras generator (tanh output) for the latent vectors z, batch by batch."""
-    for z_batch in in_batches(z, batch_size, progress):
-        yield latent.to_uint8(generator(z_batch, training=False)).numpy()
 
 
 def scored_batches(batches, face_rate):
@@ -100,7 +85,7 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
         generator = FaceGenerator.load(model)
         z = latent.sample(n, generator.latent_dim, seed).numpy()
         image_size = image_size or generator(z[:1]).shape[1]
-        fakes = (generator(z_batch) for z_batch in in_batches(z, batch_size, progress))
+        fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
     real = real_features(data, n, image_size, crop, cache_dir, progress)
     return {**score(real, fakes, face_rate_counter()), "image_size": image_size}

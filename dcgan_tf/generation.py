@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from .data import progress_bar
+from .data import in_batches
 from .files import written_atomically
 from .images import GridCanvas, make_grid
 
@@ -26,13 +26,18 @@ class FaceGenerator:
 
     @classmethod
     def load(cls, path):
-        from . import latent
         from .export import GENERATOR_FILE, load_generator
 
         path = Path(path)
         if path.is_dir() and (path / "saved_model.pb").is_file() and not (path / GENERATOR_FILE).is_file():
             return cls._from_saved_model(path)
         generator, _ = load_generator(path)
+        return cls.from_keras(generator)
+
+    @classmethod
+    def from_keras(cls, generator):
+        """A Keras generator (tanh images in [-1, 1]) as z -> uint8 images."""
+        from . import latent
         return cls(lambda z: latent.to_uint8(generator(z, training=False)), int(generator.input_shape[-1]))
 
     @classmethod
@@ -50,13 +55,9 @@ class FaceGenerator:
         return np.asarray(self._fn(tf.convert_to_tensor(z, tf.float32)))
 
     def batches(self, z, batch_size=256, progress=False):
-        """Yield (start index, uint8 images) batch by batch."""
-        bar = progress_bar(len(z)) if progress else None
-        for start in range(0, len(z), batch_size):
-            images = self(z[start:start + batch_size])
-            if bar is not None:
-                bar.update(start + len(images))
-            yield start, images
+        """Yield uint8 images batch by batch."""
+        for z_batch in in_batches(z, batch_size, progress):
+            yield self(z_batch)
 
 
 FACE_FILE = re.compile(r"face_\d+\.png")
@@ -79,21 +80,22 @@ def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None
         faces_dir = partials[1] if individual_dir is not None else None
         if faces_dir is not None:
             faces_dir.mkdir()
-        grid = None
-        for start, images in generator.batches(z, batch_size, progress):
+        grid, index = None, 0
+        for images in generator.batches(z, batch_size, progress):
             if grid is None:
                 grid = GridCanvas(len(z), images.shape[1:], rows)
-            for offset, image in enumerate(images):
-                grid.put(start + offset, image)
+            for image in images:
+                grid.put(index, image)
                 if faces_dir is not None:
-                    Image.fromarray(image).save(faces_dir / f"face_{start + offset:05d}.png")
+                    Image.fromarray(image).save(faces_dir / f"face_{index:05d}.png")
+                index += 1
         Image.fromarray(grid.array).save(partials[0], format="PNG")
     return targets
 
 
 def write_walk(generator, z, out_png, out_gif, frame_ms=80, rows=None):
     """A latent walk as a PNG grid and an animated GIF that plays it forth and back."""
-    frames = np.concatenate([images for _, images in generator.batches(z)])
+    frames = np.concatenate(list(generator.batches(z)))
     pictures = [Image.fromarray(frame) for frame in np.concatenate([frames, frames[-2:0:-1]])]
     with written_atomically(out_png, out_gif) as (png, gif):
         Image.fromarray(make_grid(frames, rows)).save(png, format="PNG")
