@@ -27,14 +27,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def export_name(path):
-    """saved_models/NAME for --export: the run's name for a run or one of its checkpoints, else the file's."""
-    path = path.resolve()
-    if path.with_name(path.name + ".index").is_file():  # runs/NAME/checkpoints/ckpt-STEP or runs/NAME/best/ckpt
-        return path.parent.parent.name
-    return path.stem if path.suffix == ".keras" else path.name
-
-
 def main(argv=None):
     args = parse_args(argv)
     from dcgan_tf.checkpoints import CheckpointError
@@ -43,7 +35,7 @@ def main(argv=None):
     overrides = config_overrides(args)
     try:
         if args.export is not None:
-            from dcgan_tf.export import export_run
+            from dcgan_tf.export import export_name, export_run
             print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export))}")
             return
         if args.resume:

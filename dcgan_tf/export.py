@@ -71,16 +71,27 @@ def export_run(path, out_dir):
     return export_generator(generator, cfg, out_dir)
 
 
+def _run_and_checkpoint(path):
+    """(run directory, checkpoint prefix or None): a checkpoint prefix (runs/NAME/checkpoints/ckpt-12,
+    runs/NAME/best/ckpt) belongs to the run two levels up."""
+    if path.with_name(path.name + ".index").is_file():
+        return path.parent.parent, str(path)
+    return path, None
+
+
+def export_name(path):
+    """The folder name under saved_models/ for exporting `path`: its run's name, else the file's."""
+    run, _ = _run_and_checkpoint(Path(path).resolve())
+    return run.stem if run.suffix == ".keras" else run.name
+
+
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
     from .checkpoints import TrainingCheckpoint, has_checkpoint
     from .gan import DCGAN, build_gan
 
-    path = Path(path)
-    checkpoint = None
-    if path.with_name(path.name + ".index").is_file():  # a checkpoint prefix: its run is two levels up
-        path, checkpoint = path.parent.parent, str(path)
+    path, checkpoint = _run_and_checkpoint(Path(path))
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     if path.is_dir() and has_checkpoint(path):
