@@ -45,9 +45,11 @@ class TrainingStopped(RuntimeError):
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C: the state was saved and --resume continues."""
+    """Ctrl-C or SIGTERM: the state was saved and --resume continues."""
 
-    exit_code = 130  # the shell's code for SIGINT
+    def __init__(self, message, exit_code=130):  # 130: the shell's code for SIGINT
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
@@ -134,11 +136,12 @@ def _fit(gan, dataset, images, cfg, run_dir, checkpoint, resume, initial_epoch, 
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
                               shuffle=False, callbacks=[*run, *extra_callbacks])
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM under the CLI (cli.Terminated)
             curves.flush()
             path = checkpoint.save(saver.completed_epochs)
             raise TrainingInterrupted(f"interrupted: saved {path} (epoch {saver.completed_epochs} complete, "
-                                  f"step {gan.train_steps()}); continue with --resume") from None
+                                      f"step {gan.train_steps()}); continue with --resume",
+                                      getattr(interrupt, "exit_code", 130)) from None
         if guard.problem is None:
             return history
         problem = guard.problem

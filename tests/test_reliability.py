@@ -38,6 +38,13 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
+def default_signals():
+    """In the child: SIGINT and SIGTERM with their default actions, whatever the test run inherited
+    (a shell's background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def start_train(work, *args, stall_step=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     prefix = [sys.executable, str(ROOT / "train.py")]
@@ -45,7 +52,8 @@ def start_train(work, *args, stall_step=None):
         env["STALL_STEP"] = str(stall_step)
         prefix = [sys.executable, "-c", STALLING_TRAIN, str(ROOT / "train.py")]
     return subprocess.Popen([*prefix, "--preset", "tiny", "--out", "runs/r", "--no-export", *map(str, args)],
-                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
 
 
 def wait_for(condition, process, timeout=120):
@@ -78,14 +86,15 @@ def resume_to(work, epochs):
     return out
 
 
-def test_ctrl_c_saves_and_resume_finishes(work):
+@pytest.mark.parametrize("sent, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
     wait_for(lambda: (run / "samples" / "epoch_001.png").exists(), process)
     time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     code, _, err = finish(process)
-    assert code == 130 and "interrupted: saved" in err and "Traceback" not in err, err
+    assert code == exit_code and "interrupted: saved" in err and "Traceback" not in err, err
     epoch, step = checkpoint_state(run)
     assert epoch >= 1 and f"(epoch {epoch} complete, step {step})" in err  # the state at Ctrl-C was saved
     assert (run / "checkpoints" / f"ckpt-{step}.index").is_file()
