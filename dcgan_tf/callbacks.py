@@ -184,6 +184,14 @@ class EpochHistory(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch + 1, logs)
 
 
+def _number(row, index):
+    """A row's epoch or step; infinite for a row cut short by a crash, so it is dropped."""
+    try:
+        return int(float(row[index]))
+    except (IndexError, ValueError):
+        return math.inf
+
+
 def trim_logs(run_dir, epoch, step):
     """Drop the history.csv rows after `epoch` and the steps.csv rows after `step`: after a
     rollback or a resume the logs continue from the checkpoint, with no rows trained twice."""
@@ -193,7 +201,8 @@ def trim_logs(run_dir, epoch, step):
             continue
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
-        kept = rows[:1] + [row for row in rows[1:] if int(float(row[rows[0].index(column)])) <= last]
+        index = rows[0].index(column)
+        kept = rows[:1] + [row for row in rows[1:] if _number(row, index) <= last]
         if len(kept) < len(rows):
             with written_atomically(path) as (partial,), partial.open("w", newline="") as f:
                 csv.writer(f).writerows(kept)

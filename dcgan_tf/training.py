@@ -64,15 +64,17 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
                                            best_fid=best_fid(run_dir))]
     guard = callbacks.NanGuard()
+    # The checkpoint comes last: an epoch is done once its grid and log rows are written, so a
+    # crash between them leaves the epoch to be trained (and logged) again on --resume.
     return [
         guard,
-        callbacks.Checkpoint(checkpoint, initial_epoch, guard),
         callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
                              tensorboard_dir=tensorboard_dir),
         *evaluation,
         *tensorboard,
         history,
         callbacks.LossCurves(run_dir),
+        callbacks.Checkpoint(checkpoint, initial_epoch, guard),
     ]
 
 
@@ -132,10 +134,14 @@ def _fit(gan, dataset, images, cfg, run_dir, checkpoint, resume, initial_epoch, 
     rolled_back = False
     while True:
         run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images)
-        guard, saver, curves = run[0], run[1], run[-1]
+        guard, curves, saver = run[0], run[-2], run[-1]
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
                               shuffle=False, callbacks=[*run, *extra_callbacks])
+        except OSError as error:  # a sample grid or log row could not be written (disk full, I/O error)
+            raise TrainingStopped(f"could not write {error.filename or 'an output file'} ({error.strerror or error}); "
+                                  f"free some space, then continue with --resume (the checkpoint {checkpoint.latest} "
+                                  "is intact)") from None
         except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM under the CLI (cli.Terminated)
             curves.flush()
             path = checkpoint.save(saver.completed_epochs)

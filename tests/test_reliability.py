@@ -1,5 +1,6 @@
 """Failures lose nothing: Ctrl-C, SIGKILL mid-epoch and mid-checkpoint, NaN losses, failed writes."""
 
+import csv
 import os
 import signal
 import subprocess
@@ -20,21 +21,30 @@ from conftest import ROOT, checkpoint_state, epochs_logged, random_images
 
 STEPS_PER_EPOCH = 64  # 1,024 images, batch 16
 
-# train.py with CheckpointManager stalled after the data files of ckpt-<STALL_STEP> are
-# written and before the index names it: the moment a crash must not lose the run.
-STALLING_TRAIN = """
-import os, runpy, sys, time
+# train.py run after a patch (Python code in $PATCH) that makes a failure happen at a chosen moment.
+PATCHED_TRAIN = """
+import os, runpy, sys
+exec(os.environ["PATCH"])
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def stall_checkpoint(step, after_index=False):
+    """CheckpointManager stalled once ckpt-<step>'s files are written, before the index names it
+    (the moment a crash must not lose the run), or just after (the epoch's checkpoint is done)."""
+    return f"""
+import time
 import tensorflow as tf
-stall = "ckpt-" + os.environ["STALL_STEP"]
 record = tf.train.CheckpointManager._record_state
 def stalled(self):
-    if self.latest_checkpoint.endswith(stall):
+    if {after_index}:
+        record(self)
+    if self.latest_checkpoint.endswith("ckpt-{step}"):
         print("STALLED", flush=True)
         time.sleep(600)
     record(self)
 tf.train.CheckpointManager._record_state = stalled
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
@@ -45,12 +55,12 @@ def default_signals():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def start_train(work, *args, stall_step=None):
+def start_train(work, *args, patch=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     prefix = [sys.executable, str(ROOT / "train.py")]
-    if stall_step is not None:
-        env["STALL_STEP"] = str(stall_step)
-        prefix = [sys.executable, "-c", STALLING_TRAIN, str(ROOT / "train.py")]
+    if patch is not None:
+        env["PATCH"] = patch
+        prefix = [sys.executable, "-c", PATCHED_TRAIN, str(ROOT / "train.py")]
     return subprocess.Popen([*prefix, "--preset", "tiny", "--out", "runs/r", "--no-export", *map(str, args)],
                             cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=default_signals)
@@ -90,7 +100,7 @@ def resume_to(work, epochs):
 def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
-    wait_for(lambda: (run / "samples" / "epoch_001.png").exists(), process)
+    wait_for(lambda: (run / "samples" / "epoch_002.png").exists(), process)  # epoch 1's checkpoint is done
     time.sleep(0.2)
     process.send_signal(sent)
     code, _, err = finish(process)
@@ -106,7 +116,7 @@ def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
 def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
-    wait_for(lambda: (run / "samples" / "epoch_002.png").exists(), process)
+    wait_for(lambda: (run / "samples" / "epoch_003.png").exists(), process)  # epoch 2's checkpoint is done
     time.sleep(0.3)
     process.kill()
     process.wait()
@@ -119,7 +129,7 @@ def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
 
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(work):
     run = work / "runs" / "r"
-    process = start_train(work, "--data", "faces.npy", "--epochs", 5, stall_step=3 * STEPS_PER_EPOCH)
+    process = start_train(work, "--data", "faces.npy", "--epochs", 5, patch=stall_checkpoint(3 * STEPS_PER_EPOCH))
     wait_for(lambda: (run / "checkpoints" / f"ckpt-{3 * STEPS_PER_EPOCH}.index").exists(), process)
     assert any("STALLED" in line for line in iter(process.stdout.readline, ""))  # after a progress bar
     process.kill()
@@ -127,6 +137,49 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(work):
     assert checkpoint_state(run) == (2, 2 * STEPS_PER_EPOCH)  # the index still names epoch 2
     resume_to(work, 4)
     assert checkpoint_state(run) == (4, 4 * STEPS_PER_EPOCH)
+
+
+def steps_logged(run):
+    with open(run / "steps.csv") as f:
+        return [(int(row["step"]), int(row["epoch"])) for row in csv.DictReader(f)]
+
+
+def test_a_kill_just_after_an_epochs_checkpoint_keeps_its_logs_and_grid(work):
+    run = work / "runs" / "r"
+    process = start_train(work, "--data", "faces.npy", "--epochs", 5,
+                          patch=stall_checkpoint(2 * STEPS_PER_EPOCH, after_index=True))
+    assert any("STALLED" in line for line in iter(process.stdout.readline, ""))
+    process.kill()
+    process.wait()
+    assert checkpoint_state(run) == (2, 2 * STEPS_PER_EPOCH)
+    assert epochs_logged(run) == [1, 2]  # written before the checkpoint that marks the epoch done
+    assert steps_logged(run)[-1] == (2 * STEPS_PER_EPOCH, 2)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    resume_to(work, 3)
+    assert epochs_logged(run) == [1, 2, 3]
+    assert [step for step, _ in steps_logged(run)] == list(range(1, 3 * STEPS_PER_EPOCH + 1))
+
+
+def test_a_failed_grid_write_stops_with_one_line_and_resume_redoes_the_epoch(work):
+    no_space = """
+import errno
+from PIL import Image
+save = Image.Image.save
+def full_disk(self, fp, *args, **kwargs):
+    if "epoch_002" in str(fp):
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+    return save(self, fp, *args, **kwargs)
+Image.Image.save = full_disk
+"""
+    run = work / "runs" / "r"
+    code, _, err = finish(start_train(work, "--data", "faces.npy", "--epochs", 3, patch=no_space))
+    assert code == 1 and "Traceback" not in err, err
+    assert "could not write" in err and "epoch_002.png" in err and "(No space left on device)" in err
+    assert "continue with --resume" in err.strip().splitlines()[-1]
+    assert checkpoint_state(run) == (1, STEPS_PER_EPOCH)
+    resume_to(work, 3)
+    assert epochs_logged(run) == [1, 2, 3]
+    assert (run / "samples" / "epoch_002.png").is_file()
 
 
 class PoisonWeights(keras.callbacks.Callback):
