@@ -18,7 +18,7 @@ from .files import written_atomically
 GENERATOR_FILE = "generator.keras"
 
 
-def _check_replaceable(out_dir):
+def check_replaceable(out_dir):
     """An export replaces an earlier export, never a folder of something else."""
     if out_dir.exists() and (not out_dir.is_dir()
                              or (not (out_dir / "saved_model.pb").is_file() and any(out_dir.iterdir()))):
@@ -28,7 +28,7 @@ def _check_replaceable(out_dir):
 def export_generator(generator, cfg, out_dir):
     """Write the SavedModel, generator.keras and config.json; replaces out_dir only once complete."""
     out_dir = Path(out_dir)
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     with written_atomically(out_dir) as (partial,):
         _write_export(_with_keras_layers(generator, cfg), cfg, partial)
     return out_dir
@@ -88,7 +88,7 @@ def export_name(path):
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
-    from .checkpoints import TrainingCheckpoint, has_checkpoint
+    from .checkpoints import TrainingCheckpoint, has_checkpoint, readable_checkpoint
     from .gan import DCGAN, build_gan
 
     path, checkpoint = _run_and_checkpoint(Path(path))
@@ -97,7 +97,7 @@ def load_generator(path):
     if path.is_dir() and has_checkpoint(path):
         cfg = Config.load(path)
         gan = build_gan(cfg)
-        TrainingCheckpoint(gan, path).restore(checkpoint, generator_only=True)
+        TrainingCheckpoint(gan, path).restore(readable_checkpoint(path, checkpoint), generator_only=True)
         return gan.sampling_generator(), cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():

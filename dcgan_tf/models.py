@@ -97,3 +97,38 @@ def build_discriminator(cfg, seed=None, fused_batchnorm=None):
         model.add(layers.Dropout(cfg.d_dropout, seed=seed + 40))
     model.add(normalise(layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32")))
     return model
+
+
+def sizes(cfg):
+    """(weights, activations per image) of G and D, from the config alone: the weight count is
+    exact (spectral norm's vectors aside); activations count each layer's outputs, D's three
+    times (on the real batch, the fake batch and again for G's update)."""
+    weights, g_values, d_values = 0, 0, 0
+    side, channels = cfg.g_start, cfg.conv_dim * cfg.g_dense_mult
+    weights += (cfg.latent_dim + 1) * side * side * channels
+    if cfg.g_dense_norm:
+        weights += 4 * channels
+    g_values += side * side * channels * (3 if cfg.g_dense_norm else 1)
+    widths = [cfg.conv_dim * mult for mult in cfg.g_mult] + [3]
+    for i, width in enumerate(widths):
+        last = i == len(widths) - 1
+        kernel = 5 if last and cfg.g_out == "conv" else cfg.kernel
+        side = side if last and cfg.g_out == "conv" else side * 2
+        weights += kernel * kernel * channels * width + width * (1 if last else 5)  # BatchNorm: 4 per channel
+        g_values += side * side * width * (2 if last else 3)  # conv, BatchNorm, activation (tanh)
+        channels = width
+    side, channels = cfg.image_size, 3
+    for i, mult in enumerate(cfg.d_mult):
+        width, side = cfg.conv_dim * mult, -(-side // 2)
+        weights += cfg.kernel * cfg.kernel * channels * width + width * (5 if i else 1)
+        d_values += side * side * width * (3 if i else 2)
+        channels = width
+    weights += side * side * channels + 1
+    return weights, g_values + 3 * (d_values + cfg.image_size ** 2 * 3)
+
+
+def training_bytes(cfg):
+    """About the memory training needs beyond TensorFlow's own (float32): each weight with its
+    gradient, Adam's two moments and the EMA copy, and the activations of one batch."""
+    weights, activations = sizes(cfg)
+    return 4 * (5 * weights + cfg.batch_size * activations)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import keras
 
-from . import callbacks
-from .checkpoints import TrainingCheckpoint, has_checkpoint
+from . import callbacks, preflight
+from .checkpoints import TrainingCheckpoint, readable_checkpoint
 from .config import Config
 from .data import load_images, make_dataset
 from .distribute import is_chief, make_strategy, writer_dir
@@ -25,17 +25,6 @@ from .images import save_grid
 
 REAL_BATCH_COUNT = 20
 BEST_DIR = "best"
-
-
-def prepare_run_dir(run_dir, resume):
-    run_dir = Path(run_dir)
-    if has_checkpoint(run_dir) and not resume:
-        raise FileExistsError(f"{run_dir} already holds a training run: pass --resume to continue it, "
-                              "or choose another --out")
-    if resume and not has_checkpoint(run_dir):
-        raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
 
 
 class TrainingStopped(RuntimeError):
@@ -101,18 +90,21 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     """
     strategy = make_strategy(cfg.strategy)
     chief = is_chief(strategy)
-    run_dir = prepare_run_dir(run_dir, resume) if chief else Path(run_dir)
+    run_dir = Path(run_dir)
+    if chief:
+        preflight.check_run(cfg, run_dir, resume, export_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
     images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
                                  progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
+    preflight.check_data(cfg, images)
     cfg.save(out_dir)  # only once the data is good: a bad --data leaves no run behind to --resume
     save_grid(images[:REAL_BATCH_COUNT], out_dir / "real_batch.png", rows=2)
 
     gan = build_gan(cfg, strategy)
     checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
     if resume:  # every worker restores the chief's checkpoint
-        initial_epoch = checkpoint.restore(TrainingCheckpoint.latest_in(run_dir))
+        initial_epoch = checkpoint.restore(readable_checkpoint(run_dir, log=log))
         callbacks.trim_logs(out_dir, initial_epoch, gan.train_steps())
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:

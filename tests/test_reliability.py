@@ -2,6 +2,7 @@
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,3 +266,71 @@ def test_same_seed_same_first_epoch_and_samples(tmp_path):
     assert first.history == second.history
     grids = [tf.io.read_file(str(tmp_path / name / "samples" / "epoch_001.png")).numpy() for name in ("a", "b")]
     assert grids[0] == grids[1]
+
+
+# --- a run whose newest checkpoint is missing or damaged (issue 15, item 1) ---------------
+
+@pytest.fixture(scope="module")
+def three_epochs(tmp_path_factory):
+    """A tiny run of 3 epochs of 4 steps: ckpt-4, ckpt-8 and ckpt-12."""
+    work = tmp_path_factory.mktemp("three")
+    np.save(work / "faces.npy", random_images(64, 16))
+    code, _, err = finish(start_train(work, "--data", "faces.npy", "--epochs", 3))
+    assert code == 0, err
+    return work / "runs" / "r"
+
+
+def damaged_copy(run, tmp_path, damage):
+    shutil.copy(run.parent.parent / "faces.npy", tmp_path)  # the run's data, relative to its working directory
+    copy = shutil.copytree(run, tmp_path / "runs" / "r")
+    newest = copy / "checkpoints" / "ckpt-12.data-00000-of-00001"
+    if damage == "missing":
+        newest.unlink()
+        (copy / "checkpoints" / "ckpt-12.index").unlink()
+    elif damage == "truncated":
+        newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    else:
+        (copy / "checkpoints" / "checkpoint").write_text("not a checkpoint index {")
+        newest.write_bytes(newest.read_bytes()[:100])
+    return copy
+
+
+@pytest.mark.parametrize("damage, reason", [("missing", "its files are missing"),
+                                            ("truncated", "it is damaged (IndexError: Read less bytes than requested)"),
+                                            ("index", "it is damaged (IndexError")])
+def test_resume_falls_back_to_the_newest_readable_checkpoint(three_epochs, tmp_path, damage, reason):
+    run = damaged_copy(three_epochs, tmp_path, damage)
+    out = resume_to(tmp_path, 4)
+    assert f"skipped ckpt-12 ({reason}" in out
+    assert "): using the newest readable checkpoint, runs/r/checkpoints/ckpt-8" in out
+    assert "at epoch 3 of 4" in out
+    assert checkpoint_state(run) == (4, 16) and epochs_logged(run) == [1, 2, 3, 4]
+
+
+def test_a_fresh_run_never_overwrites_a_run_with_a_damaged_checkpoint(three_epochs, tmp_path):
+    run = damaged_copy(three_epochs, tmp_path, "truncated")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
+    assert code == 1 and "already holds a training run: pass --resume to continue it" in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    for name in ("checkpoints", "samples"):  # logs and grids of a run with no checkpoint count too
+        shutil.rmtree(run / name)
+    code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
+    assert code == 1 and "holds files of an earlier run (config.json, real_batch.png, history.csv, steps.csv, " \
+                         "losses.png) but no checkpoint to resume: choose another --out" in err, err
+    assert (run / "history.csv").read_bytes() == before[run / "history.csv"]
+
+
+def test_generate_falls_back_too_and_a_damaged_chosen_checkpoint_is_one_line(three_epochs, tmp_path):
+    run = damaged_copy(three_epochs, tmp_path, "truncated")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    generate = [sys.executable, str(ROOT / "generate.py")]
+    result = subprocess.run([*generate, str(run), "--n", "4", "--out", "a.png"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "skipped ckpt-12 (it is damaged" in result.stderr and (tmp_path / "a.png").is_file()
+    result = subprocess.run([*generate, str(run / "checkpoints" / "ckpt-12"), "--out", "b.png"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"generate.py: error: checkpoint {run / 'checkpoints' / 'ckpt-12'} cannot be read: it is damaged")
