@@ -32,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--method", choices=("slerp", "linear"), default="slerp", help="interpolate: path")
     parser.add_argument("--vector", type=Path, help="query: a .npy latent vector to add to the queries")
     parser.add_argument("--out", type=Path, default=Path("faces.png"), help="PNG to write (default faces.png)")
+    parser.add_argument("--trust-savedmodel", action="store_true",
+                        help="run a SavedModel even if its graph holds ops a generator does not need (file, "
+                             "process or network ops): only for a model from someone you trust")
     args = parser.parse_args(argv)
     for name in ("n", "batch_size", "steps", "rows"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
@@ -73,7 +76,7 @@ def main(argv=None):
     from dcgan_tf.generation import FaceGenerator, write_grid, write_walk
 
     try:
-        generator = FaceGenerator.load(args.model)
+        generator = FaceGenerator.load(args.model, args.trust_savedmodel)
         z = latent_points(args, generator.latent_dim)
         if args.mode == "interpolate":
             written = write_walk(generator, z, args.out, args.out.with_suffix(".gif"), rows=args.rows)

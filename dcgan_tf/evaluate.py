@@ -72,7 +72,7 @@ def score(real, batches, face_rate=None):
 
 
 def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEFAULT_CACHE, progress=True,
-             batch_size=100):
+             batch_size=100, trust_savedmodel=False):
     """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake and image_size."""
     model = Path(model)
     if model.is_dir() and not _is_model_dir(model):
@@ -82,7 +82,7 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
         fakes = in_batches(images, batch_size, progress)
     else:
         from .generation import FaceGenerator
-        generator = FaceGenerator.load(model)
+        generator = FaceGenerator.load(model, trust_savedmodel)
         z = latent.sample(n, generator.latent_dim, seed).numpy()
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
@@ -106,11 +106,14 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated faces")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
+    parser.add_argument("--trust-savedmodel", action="store_true",
+                        help="run a SavedModel even if its graph holds ops a generator does not need")
     args = parser.parse_args(argv)
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
         parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
     try:
-        scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir)
+        scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
+                          trust_savedmodel=args.trust_savedmodel)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
     faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"

@@ -25,11 +25,16 @@ class FaceGenerator:
         self._fn, self.latent_dim = fn, latent_dim
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, trust_savedmodel=False):
+        """An export's generator.keras (loaded in Keras' safe mode) when it has one; a bare SavedModel
+        only if its graph holds generator ops alone (savedmodel.check_ops), unless trusted."""
         from .export import GENERATOR_FILE, load_generator
 
         path = Path(path)
         if path.is_dir() and (path / "saved_model.pb").is_file() and not (path / GENERATOR_FILE).is_file():
+            if not trust_savedmodel:
+                from .savedmodel import check_ops
+                check_ops(path)
             return cls._from_saved_model(path)
         generator, _ = load_generator(path)
         return cls.from_keras(generator)

@@ -322,3 +322,69 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
     assert np.abs(FaceGenerator.load(earlier)(z).astype(int) - expected).max() <= 1
+
+
+# --- untrusted SavedModels (issue 15, item 4) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A SavedModel with a generator's signature that also reads the host name and writes it to
+    `marker`: what a foreign SavedModel can do when it is run."""
+    folder = tmp_path_factory.mktemp("hostile")
+    marker = folder / "marker.txt"
+    module = tf.Module()
+    module.w = tf.Variable(tf.ones([16, 16 * 16 * 3]))
+
+    def images_from_z(z):
+        tf.io.write_file(str(marker), tf.io.read_file("/etc/hostname"))
+        return {"images": tf.cast(tf.reshape(tf.sigmoid(z @ module.w) * 255, [-1, 16, 16, 3]), tf.uint8)}
+
+    module.serve = tf.function(images_from_z, input_signature=[tf.TensorSpec([None, 16], tf.float32, name="z")],
+                               autograph=False)
+    tf.saved_model.save(module, str(folder / "model"), signatures={"serving_default": module.serve})
+    return folder / "model", marker
+
+
+def test_a_savedmodel_with_file_ops_is_refused_unless_trusted(hostile, tmp_path):
+    model, marker = hostile
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, str(ROOT / "generate.py"), str(model), "--n", "2", "--out", "faces.png"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"generate.py: error: {model}: refusing to run this SavedModel: its graph uses ops a generator does not "
+        "need (ReadFile, WriteFile), which can read or write files or run other code; use its generator.keras "
+        "if it has one, or pass --trust-savedmodel if you trust where it came from")
+    assert not marker.exists() and not (tmp_path / "faces.png").exists()
+    result = subprocess.run(command + ["--trust-savedmodel"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert marker.is_file() and (tmp_path / "faces.png").is_file()  # what the check kept from running
+    marker.unlink()
+
+
+def test_evaluate_refuses_it_too_before_any_work(hostile, tmp_path):
+    from dcgan_tf import evaluate
+    model, marker = hostile
+    with pytest.raises(SystemExit, match=r"evaluate: error: .*refusing to run this SavedModel.*\(ReadFile, WriteFile\)"):
+        evaluate.main(["--model", str(model), "--data", "builtin:8", "--n", "4", "--cache-dir", str(tmp_path)])
+    assert not marker.exists() and not list(tmp_path.iterdir())
+
+
+def test_an_export_is_read_from_its_generator_keras_not_its_savedmodel(exported, hostile, tmp_path):
+    path, generator, cfg = exported
+    model, marker = hostile
+    mixed = shutil.copytree(path, tmp_path / "mixed")
+    shutil.copytree(model, mixed, dirs_exist_ok=True)  # a foreign SavedModel beside our generator.keras
+    z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
+    expected = latent.to_uint8(generator(z, training=False)).numpy()
+    assert np.abs(FaceGenerator.load(mixed)(z).astype(int) - expected).max() <= 1
+    assert not marker.exists()
+
+
+def test_our_exports_pass_the_op_check(exported, tmp_path):
+    from dcgan_tf.models import build_generator
+    from dcgan_tf.savedmodel import check_ops
+    check_ops(exported[0])  # raises if an op of our own export were missing from the allowlist
+    cfg = preset("dcgan32")  # ReLU, a Dense BatchNorm and a transposed-convolution output
+    check_ops(export_generator(build_generator(cfg), cfg, tmp_path / "dcgan32"))
