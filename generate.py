@@ -47,8 +47,9 @@ def parse_args(argv=None):
         parser.error(f"--out must name a .png file, got {args.out}")  # the .gif and the faces/ folder go beside it
     if args.vector is not None and args.mode != "query":
         parser.error("--vector is for the query mode")
-    if args.vector is not None and args.vector.suffix != ".npy":
-        parser.error(f"--vector must be a .npy file, got {args.vector}")
+    vector = args.vector
+    if vector is not None and (vector.suffix != ".npy" or (vector.exists() and not vector.is_file())):
+        parser.error(f"--vector must be a .npy file, got {vector}")  # a FIFO would block
     return args
 
 
@@ -57,8 +58,8 @@ def latent_points(args, latent_dim):
 
     from dcgan_tf import latent
 
-    if args.mode == "grid":
-        return latent.sample(args.n, latent_dim, args.seed, args.truncation).numpy()
+    if args.mode == "grid":  # drawn a batch at a time, as the faces are
+        return latent.LatentStream(args.n, latent_dim, args.seed, args.truncation)
     if args.mode == "interpolate":
         ends = [latent.sample(1, latent_dim, seed, args.truncation).numpy()[0] for seed in args.seeds]
         return latent.interpolate(ends, args.steps, args.method)
@@ -73,9 +74,11 @@ def latent_points(args, latent_dim):
 
 def main(argv=None):
     args = parse_args(argv)
+    from dcgan_tf.files import check_writable
     from dcgan_tf.generation import FaceGenerator, write_grid, write_walk
 
     try:
+        check_writable(args.out.parent, "--out")  # before any work
         generator = FaceGenerator.load(args.model, args.trust_savedmodel)
         z = latent_points(args, generator.latent_dim)
         if args.mode == "interpolate":

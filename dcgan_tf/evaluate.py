@@ -83,7 +83,7 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
     else:
         from .generation import FaceGenerator
         generator = FaceGenerator.load(model, trust_savedmodel)
-        z = latent.sample(n, generator.latent_dim, seed).numpy()
+        z = latent.LatentStream(n, generator.latent_dim, seed)
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
