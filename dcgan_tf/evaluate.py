@@ -20,6 +20,7 @@ from pathlib import Path
 from . import inception, latent, metrics
 from .cli import ArgumentParser
 from .data import DataError, in_batches, load_images
+from .files import check_writable, written_atomically
 
 DEFAULT_CACHE = Path.home() / ".cache" / "dcgan_tf"
 
@@ -40,6 +41,7 @@ def real_features(data, n, image_size, crop="auto", cache_dir=DEFAULT_CACHE, pro
 
     def compute():
         images, _ = load_images(data, image_size, crop, limit=n, progress=progress)
+        _check_kid_count(len(images), data, "--data")
         return inception.features(images, progress=progress)
     return metrics.cached_features(key, compute, cache_dir)
 
@@ -79,6 +81,7 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
         if image_size is None:
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
+        _check_kid_count(len(images), model, "--model")
         fakes = in_batches(images, batch_size, progress)
     else:
         from .generation import FaceGenerator
@@ -89,6 +92,12 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
     # the real set first: a bad --data fails before any fake is generated
     real = real_features(data, n, image_size, crop, cache_dir, progress)
     return {**score(real, fakes, face_rate_counter()), "image_size": image_size}
+
+
+def _check_kid_count(count, source, flag):
+    """Before any scoring: KID compares random halves of each set, two images at least."""
+    if count < 4:
+        raise ValueError(f"{flag} {source} has only {count} image(s); KID needs at least 4: add images")
 
 
 def _is_model_dir(path):
@@ -111,7 +120,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
         parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"--out must name a file, got the folder {args.out}")
     try:
+        if args.out is not None:
+            check_writable(args.out.parent, "--out")  # before the scoring, not after it
         scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
                           trust_savedmodel=args.trust_savedmodel)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
@@ -121,7 +134,11 @@ def main(argv=None):
           f"(n = {scores['n_fake']} scored, {scores['n_real']} real, {scores['image_size']} px)")
     print("Inception Score: not computed (the FID network ends at pool_3: it has no classifier head)")
     if args.out:
-        args.out.write_text(json.dumps(scores, indent=2) + "\n")
+        try:
+            with written_atomically(args.out) as (partial,):
+                partial.write_text(json.dumps(scores, indent=2) + "\n")
+        except OSError as error:
+            sys.exit(f"evaluate: error: could not write {args.out} ({error.strerror or error}); the scores are above")
 
 
 if __name__ == "__main__":
