@@ -43,6 +43,15 @@ def fail(error):
 
 def main(argv=None):
     args = parse_args(argv)
+    with sigterm_as_interrupt():
+        try:
+            run(args)
+        except KeyboardInterrupt as interrupt:  # before training started (loading data, building): nothing to save yet
+            print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
+            sys.exit(getattr(interrupt, "exit_code", 130))
+
+
+def run(args):
     try:
         cfg = None if args.export is not None else run_config(args)  # before TensorFlow loads: fails at once
     except (ValueError, OSError) as error:
@@ -51,23 +60,19 @@ def main(argv=None):
     from dcgan_tf.inception import WeightsError
     from dcgan_tf.training import TrainingStopped, default_run_name, train  # imports TensorFlow
 
-    with sigterm_as_interrupt():
-        try:
-            if args.export is not None:
-                from dcgan_tf.export import export_name, export_run
-                print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export))}")
-                return
-            run_dir = args.out or Path("runs") / default_run_name(cfg)
-            export_dir = None if args.no_export else args.export_dir / run_dir.name
-            train(cfg, run_dir, resume=args.resume, export_dir=export_dir)
-        except (ValueError, OSError, CheckpointError, WeightsError) as error:
-            fail(error)
-        except TrainingStopped as stopped:
-            print(f"train.py: {stopped}", file=sys.stderr)
-            sys.exit(stopped.exit_code)
-        except KeyboardInterrupt as interrupt:  # before training started (loading data, building): nothing to save yet
-            print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
-            sys.exit(getattr(interrupt, "exit_code", 130))
+    try:
+        if args.export is not None:
+            from dcgan_tf.export import export_name, export_run
+            print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export))}")
+            return
+        run_dir = args.out or Path("runs") / default_run_name(cfg)
+        export_dir = None if args.no_export else args.export_dir / run_dir.name
+        train(cfg, run_dir, resume=args.resume, export_dir=export_dir)
+    except (ValueError, OSError, CheckpointError, WeightsError) as error:
+        fail(error)
+    except TrainingStopped as stopped:
+        print(f"train.py: {stopped}", file=sys.stderr)
+        sys.exit(stopped.exit_code)
 
 
 if __name__ == "__main__":

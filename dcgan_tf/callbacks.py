@@ -92,10 +92,10 @@ class LossCurves(keras.callbacks.Callback):
         super().__init__()
         self.csv_path = Path(run_dir) / "steps.csv"
         self.plot_path = Path(run_dir) / "losses.png"
-        self.rows = []
+        self.rows, self.step = [], None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.seen, self.means = epoch + 1, 0, None
+        self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.train_steps()
 
     def on_train_batch_end(self, batch, logs=None):
         means = np.array([float(logs[k]) for k in LOSS_KEYS])
@@ -103,15 +103,23 @@ class LossCurves(keras.callbacks.Callback):
         previous = self.means if self.means is not None else np.zeros_like(means)
         values = (means * count - previous * self.seen) / (count - self.seen)
         self.seen, self.means = count, means
-        step = self.model.train_steps()
-        self.rows.append([step, self.epoch, *values])
+        self.step = self.model.train_steps()
+        self.rows.append([self.step, self.epoch, *values])
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
         plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"))
 
+    def _catch_up(self):
+        """Record the steps trained since the last batch callback, from the metrics' running means:
+        Ctrl-C or SIGTERM lands when a step returns to Python, before that step's callbacks."""
+        missed = self.model.train_steps() - self.step if self.step is not None else 0
+        if missed > 0:
+            self.on_train_batch_end(self.seen + missed - 1, {m.name: m.result() for m in self.model.metrics})
+
     def flush(self):
         """Append the rows not yet written (also called when training is interrupted)."""
+        self._catch_up()
         new_file = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)

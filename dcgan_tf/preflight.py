@@ -16,9 +16,12 @@ from .config import CONFIG_FILE
 from .files import check_writable
 from .models import sizes, training_bytes
 
-# What a run directory holds (see dcgan_tf.training): a fresh run never writes over any of it.
+# What a run directory holds (see dcgan_tf.training): a fresh run never writes over any of it,
+# except the two files a start writes before its first checkpoint, from the flags and the data
+# alone: a start stopped there (killed while building the model) trained nothing to keep.
 RUN_FILES = (CONFIG_FILE, "real_batch.png", "history.csv", "steps.csv", "losses.png", "samples", "checkpoints",
              "best", "tensorboard")
+START_FILES = (CONFIG_FILE, "real_batch.png")
 
 
 def check_run(cfg, run_dir, resume, export_dir=None):
@@ -52,7 +55,7 @@ def check_run_dir(run_dir, resume):
         raise FileExistsError(f"{run_dir} already holds a training run: pass --resume to continue it, "
                               "or choose another --out")
     found = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if found:
+    if set(found) - set(START_FILES):
         raise FileExistsError(f"{run_dir} holds files of an earlier run ({', '.join(found)}) but no checkpoint "
                               "to resume: choose another --out, or delete that folder to start again")
 

@@ -101,13 +101,16 @@ def resume_to(work, epochs):
 def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
-    wait_for(lambda: (run / "samples" / "epoch_002.png").exists(), process)  # epoch 1's checkpoint is done
-    time.sleep(0.2)
+    index = run / "checkpoints" / "checkpoint"
+    wait_for(lambda: index.is_file() and f'ckpt-{STEPS_PER_EPOCH}"' in index.read_text(), process)
+    time.sleep(0.5)  # in the middle of epoch 2's steps
     process.send_signal(sent)
     code, _, err = finish(process)
     assert code == exit_code and "interrupted: saved" in err and "Traceback" not in err, err
     epoch, step = checkpoint_state(run)
-    assert epoch >= 1 and f"(epoch {epoch} complete, step {step})" in err  # the state at Ctrl-C was saved
+    assert epoch >= 1 and f"(epoch {epoch} complete, step {step})" in err  # the state at the signal was saved
+    # every step up to the saved one is logged, also the step the signal interrupted before its callbacks
+    assert [logged for logged, _ in steps_logged(run)] == list(range(1, step + 1))
     assert (run / "checkpoints" / f"ckpt-{step}.index").is_file()
     out = resume_to(work, epoch + 1)
     assert f"at epoch {epoch + 1} of {epoch + 1}" in out
@@ -319,6 +322,11 @@ def test_a_fresh_run_never_overwrites_a_run_with_a_damaged_checkpoint(three_epoc
     assert code == 1 and "holds files of an earlier run (config.json, real_batch.png, history.csv, steps.csv, " \
                          "losses.png) but no checkpoint to resume: choose another --out" in err, err
     assert (run / "history.csv").read_bytes() == before[run / "history.csv"]
+    for name in ("history.csv", "steps.csv", "losses.png"):  # a start stopped before its first checkpoint
+        (run / name).unlink()
+    code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
+    assert code == 0, err  # its config.json and real_batch.png are all there was: replaced
+    assert checkpoint_state(run) == (1, 4)
 
 
 def test_generate_falls_back_too_and_a_damaged_chosen_checkpoint_is_one_line(three_epochs, tmp_path):
