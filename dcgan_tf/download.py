@@ -120,8 +120,8 @@ def mismatch(file, path):
     return None
 
 
-def _mib(size):
-    return f"{size / 2**20:.1f} MiB"
+def _size(count):
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
 
 
 class Progress:
@@ -140,8 +140,8 @@ class Progress:
 
     def line(self):
         rate = (self.done - self.start_done) / max(time.monotonic() - self.start, 1e-6)
-        return (f"{self.name}: {100 * self.done / self.total:3.0f}% {_mib(self.done)} of {_mib(self.total)}"
-                f" at {_mib(rate)}/s")
+        return (f"{self.name}: {100 * self.done / self.total:3.0f}% {_size(self.done)} of {_size(self.total)}"
+                f" at {_size(rate)}/s")
 
     def close(self):
         print(f"\r{self.line()}", file=sys.stderr, flush=True)
@@ -228,9 +228,9 @@ class HttpSource:
             except (http.client.HTTPException, ConnectionError, TimeoutError) as error:
                 done = partial.stat().st_size if partial.exists() else 0
                 if attempt == TRIES:
-                    raise SourceError(f"the connection broke {TRIES} times, last at {_mib(done)} of "
-                                      f"{_mib(file.size)} ({_reason(error)})") from None
-                say(f"{file.name}: connection lost at {_mib(done)} of {_mib(file.size)} ({_reason(error)}): resuming")
+                    raise SourceError(f"the connection broke {TRIES} times, last at {_size(done)} of "
+                                      f"{_size(file.size)} ({_reason(error)})") from None
+                say(f"{file.name}: connection lost at {_size(done)} of {_size(file.size)} ({_reason(error)}): resuming")
 
     def _fetch_once(self, file, partial, done):
         if done > file.size:  # not the file we expect: start again
@@ -244,8 +244,8 @@ class HttpSource:
             total = _expected_total(response, done)
             if total is not None and total != file.size:
                 raise SourceError(f"serves {total:,} bytes, expected {file.size:,}: not the official file")
-            say(f"{file.name}: {'resuming at ' + _mib(done) + ' of' if done else 'downloading'} "
-                f"{_mib(file.size)} from {self.label}")
+            say(f"{file.name}: {'resuming at ' + _size(done) + ' of' if done else 'downloading'} "
+                f"{_size(file.size)} from {self.label}")
             progress = Progress(file.name, file.size, done)
             with open(partial, "ab" if done else "wb") as out:
                 try:
@@ -254,6 +254,8 @@ class HttpSource:
                         progress.add(len(chunk))
                 finally:
                     progress.close()
+                if out.tell() < file.size:  # http.client returns a short body, without an error
+                    raise ConnectionResetError("the server closed the connection early")
 
     def _open(self, url, offset):
         """A response that streams the file from `offset`; follows Google Drive's confirmation
@@ -268,10 +270,9 @@ class HttpSource:
             except urllib.error.HTTPError as error:
                 raise SourceError(_http_problem(error)) from None
             except (urllib.error.URLError, OSError) as error:
-                host = urllib.parse.urlsplit(url).netloc
-                raise Unreachable(f"cannot connect to {host} ({_reason(error)}): no network, or the host is down") from None
-            first = response.peek(64) if hasattr(response, "peek") else b""
-            if not _is_page(response.headers.get("Content-Type", ""), first):
+                raise Unreachable(f"cannot connect to {urllib.parse.urlsplit(url).netloc} ({_reason(error)}): "
+                                  "no network, or the host is down") from None
+            if not _is_page(response.headers.get("Content-Type", ""), response.peek(64)):
                 return response
             with response:
                 page = _Page(response.read(PAGE_LIMIT).decode("utf-8", "replace"))
@@ -307,8 +308,10 @@ def mirror(base):
     return HttpSource(base, lambda file: urllib.parse.urljoin(base, urllib.parse.quote(file.name)))
 
 
-def google_drive(url=DRIVE_URL):
-    return HttpSource("Google Drive", lambda file: f"{url}?{urllib.parse.urlencode({'export': 'download', 'id': file.drive_id})}")
+def google_drive(url):
+    """Google Drive's download endpoint `url` (DRIVE_URL), files by their Drive ids."""
+    return HttpSource("Google Drive",
+                      lambda file: f"{url}?{urllib.parse.urlencode({'export': 'download', 'id': file.drive_id})}")
 
 
 def _kaggle_credentials():
@@ -329,11 +332,13 @@ class KaggleSource:
         if shutil.which("kaggle") is None:
             raise SourceError("the kaggle client is not installed (pip install kaggle)")
         if not _kaggle_credentials():
-            raise SourceError("no Kaggle credentials: put kaggle.json in ~/.kaggle, or set KAGGLE_USERNAME and KAGGLE_KEY")
-        say(f"{file.name}: downloading {_mib(file.size)} from {self.label}")
+            raise SourceError("no Kaggle credentials: put kaggle.json in ~/.kaggle, "
+                              "or set KAGGLE_USERNAME and KAGGLE_KEY")
+        say(f"{file.name}: downloading {_size(file.size)} from {self.label}")
         with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=partial.parent) as folder:
-            run = subprocess.run(["kaggle", "datasets", "download", self.dataset, "-f", file.name, "-p", folder],
-                                 stderr=subprocess.PIPE, text=True)
+            # -d works with old and new clients; their progress goes to stderr, as ours (stdout is for the paths)
+            run = subprocess.run(["kaggle", "datasets", "download", "-d", self.dataset, "-f", file.name, "-p", folder],
+                                 stdout=2, stderr=subprocess.PIPE, text=True)
             if run.returncode:
                 lines = run.stderr.strip().splitlines()
                 raise SourceError(f"kaggle failed: {lines[-1] if lines else f'exit status {run.returncode}'}")
@@ -353,7 +358,7 @@ def _check_space(file, partial):
     needed = file.size - (partial.stat().st_size if partial.exists() else 0)
     free = shutil.disk_usage(partial.parent).free
     if needed > free:
-        raise DownloadError(f"{file.name} needs {_mib(needed)} more, but {partial.parent} has {_mib(free)} free: "
+        raise DownloadError(f"{file.name} needs {_size(needed)} more, but {partial.parent} has {_size(free)} free: "
                             "free some space or choose another folder with --to DIR")
 
 
@@ -386,7 +391,7 @@ def fetch(file, path, sources):
         os.replace(partial, path)
         say(f"{file.name}: verified (size, SHA-256 and MD5)")
         return path
-    kept = f"; {_mib(partial.stat().st_size)} are kept for the next run to resume" if partial.exists() else ""
+    kept = f"; {_size(partial.stat().st_size)} are kept for the next run to resume" if partial.exists() else ""
     if failures and all(isinstance(failure, Unreachable) for failure in failures):
         raise DownloadError(f"cannot reach any source of {file.name}: check the network connection{kept}")
     raise DownloadError(f"no source delivered {file.name} (reasons above){kept}: try again later, add a "
@@ -411,7 +416,7 @@ def main(argv=None):
     parser.add_argument("--kaggle", metavar="OWNER/DATASET",
                         help="a Kaggle dataset that holds the files by name; tried last, with the kaggle client")
     args = parser.parse_args(argv)
-    sources = [mirror(url) for url in args.mirror] + [google_drive()]
+    sources = [mirror(url) for url in args.mirror] + [google_drive(DRIVE_URL)]
     sources += [KaggleSource(args.kaggle)] if args.kaggle else []
     try:
         paths = download(CELEBA, args.to, sources)
