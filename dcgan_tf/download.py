@@ -264,7 +264,7 @@ class HttpSource:
         headers = {"User-Agent": "Mozilla/5.0 (compatible; dcgan-tf)"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        for _ in range(3):  # the page, the confirmed download, and one more for good measure
+        for _ in range(2):  # Google Drive's confirmation page, then the confirmed download
             try:
                 response = opener.open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT)
             except urllib.error.HTTPError as error:
@@ -279,7 +279,7 @@ class HttpSource:
             url = page.next_url(response.url)
             if url is None:
                 raise SourceError(page.problem() or f"a web page ({page.title.strip()!r}) instead of the file")
-        raise SourceError("confirmation pages without end instead of the file")
+        raise SourceError("a second confirmation page instead of the file")
 
 
 def _reason(error):
@@ -427,7 +427,7 @@ def main(argv=None):
         sys.exit(130)
     for path in paths:
         print(path)
-    flag = "celeba" if args.to.expanduser().resolve() == DEFAULT_DIR.resolve() else paths[-1]
+    flag = "celeba" if args.to.expanduser().resolve() == DEFAULT_DIR.resolve() else args.to / IMAGES
     say(f"train on it: python train.py --preset dcgan32 --data {flag}")
 
 

@@ -221,6 +221,19 @@ def test_drive_quota_and_access_denied_pages_are_reported_never_saved(server, tm
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_page_served_as_data_is_recognised(server, tmp_path, capsys):
+    server.routes["/m/img_align_celeba.zip"] = (200, "application/octet-stream", b"<!DOCTYPE html>" + QUOTA_PAGE)
+    server.routes["/m/list_attr_celeba.txt"] = (200, "text/html", b"<html><title>Sign in</title></html>")
+    with pytest.raises(DownloadError):
+        download.download(FILES[1:], tmp_path, [mirror(server.url + "/m")])
+    with pytest.raises(DownloadError):
+        download.download(FILES[:1], tmp_path, [mirror(server.url + "/m")])
+    err = capsys.readouterr().err
+    assert "img_align_celeba.zip: " + server.url + "/m/: quota exceeded for this file" in err
+    assert "list_attr_celeba.txt: " + server.url + "/m/: a web page ('Sign in') instead of the file" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_404_on_the_first_source_then_the_second(server, tmp_path, capsys):
     server.routes["/second/list_attr_celeba.txt"] = (200, None, ATTRS)
     sources = [mirror(server.url + "/first/"), mirror(server.url + "/second/")]
@@ -308,6 +321,9 @@ def test_data_celeba_resolves_to_the_download(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(NotDownloaded, match=r"celeba: .*img_align_celeba.zip is not downloaded yet: "
                                             r"run `python -m dcgan_tf.download celeba`"):
+        resolve_dataset_path("celeba")
+    (tmp_path / "celeba").mkdir()
+    with pytest.raises(NotDownloaded, match=r"\(for the folder named celeba here, write \./celeba\)"):
         resolve_dataset_path("celeba")
     assert resolve_dataset_path("faces.zip") == "faces.zip"
     (tmp_path / "img_align_celeba.zip").write_bytes(ARCHIVE)
