@@ -43,7 +43,7 @@ def score(generator, real, n):
 def save_grids(gan, run_dir, n=64):
     """The trained and the EMA generator's faces for the same latent batch, side by side in the README."""
     z = latent.sample(n, gan.latent_dim, seed=7)
-    for name, generator in (("raw", gan.generator), ("ema", gan.sampling_generator())):
+    for name, generator in (("raw", gan.generator), ("ema", gan.sampling_generator)):
         save_grid(latent.to_uint8(generator(z, training=False)).numpy(), run_dir / f"{name}.png")
 
 
@@ -66,7 +66,7 @@ def main():
                        log=lambda message: None)
         save_grids(gan, run_dir)
         results[name] = score(gan.generator, real, args.n)
-        results[name + ", EMA"] = score(gan.sampling_generator(), real, args.n)
+        results[name + ", EMA"] = score(gan.sampling_generator, real, args.n)
         print(name, results[name], results[name + ", EMA"], flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n| dcgan32, {args.steps} steps | FID | KID | face rate |\n|---|---|---|---|")

@@ -88,17 +88,15 @@ def export_name(path):
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
-    from .checkpoints import TrainingCheckpoint, has_checkpoint
-    from .gan import DCGAN, build_gan
+    from .checkpoints import TrainingCheckpoint, has_checkpoint, load_sampling_generator
+    from .gan import DCGAN
 
     path, checkpoint = _run_and_checkpoint(Path(path))
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     if path.is_dir() and has_checkpoint(path):
         cfg = Config.load(path)
-        gan = build_gan(cfg)
-        TrainingCheckpoint(gan, path).restore(checkpoint, generator_only=True)
-        return gan.sampling_generator(), cfg
+        return load_sampling_generator(cfg, checkpoint or TrainingCheckpoint.latest_in(path)), cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():
         try:

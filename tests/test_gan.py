@@ -32,10 +32,9 @@ def test_one_train_step_updates_both_networks(reuse_fake):
     g_before, d_before = snapshot(gan.generator), snapshot(gan.discriminator)
     logs = gan.train_step(next(iter(real_batches(cfg))))
     assert changed(g_before, gan.generator) and changed(d_before, gan.discriminator)
-    assert set(logs) == {"d_loss", "g_loss", "real_prob", "fake_prob"}
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake"}
     assert all(math.isfinite(float(v)) for v in logs.values())
-    assert 0 < float(logs["real_prob"]) < 1 and 0 < float(logs["fake_prob"]) < 1
-    assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 1
+    assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == gan.step_count() == 1
 
 
 def test_fit_moves_the_losses_and_batchnorm_statistics():
@@ -43,7 +42,7 @@ def test_fit_moves_the_losses_and_batchnorm_statistics():
     gan = build_gan(cfg)
     moving_mean = [w for w in gan.generator.weights if "moving_mean" in w.path][0]
     history = gan.fit(real_batches(cfg).repeat(4), epochs=2, verbose=0, shuffle=False).history
-    assert list(history) == ["d_loss", "fake_prob", "g_loss", "real_prob"]  # no spurious "loss"
+    assert list(history) == ["d_fake", "d_loss", "d_real", "g_loss"]  # no spurious "loss"
     assert all(np.isfinite(history[k]).all() for k in history)
     assert history["d_loss"][0] != history["d_loss"][1] and history["g_loss"][0] != history["g_loss"][1]
     assert np.abs(moving_mean.numpy()).max() > 0  # BatchNorm ran in training mode
@@ -53,7 +52,7 @@ def test_fit_moves_the_losses_and_batchnorm_statistics():
 def test_latent_batches_differ_between_steps_and_streams():
     gan = build_gan(preset("tiny"))
     first, other_stream = gan._latent_batch(4, 0), gan._latent_batch(4, 1)
-    gan.d_optimizer.iterations.assign_add(1)
+    gan.step.assign_add(1)
     assert not np.allclose(first, other_stream)
     assert not np.allclose(first, gan._latent_batch(4, 0))
 

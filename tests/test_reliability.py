@@ -129,7 +129,7 @@ class PoisonWeights(keras.callbacks.Callback):
         self.at, self.repeat, self.pick, self.done = at, repeat, pick, False
 
     def on_train_batch_begin(self, batch, logs=None):
-        step = self.model.train_steps() + 1
+        step = self.model.step_count() + 1
         if (step == self.at and not self.done) or (self.repeat and step % self.at == 0):
             weight = self.pick(self.model)
             weight.assign(tf.fill(weight.shape, np.nan))
