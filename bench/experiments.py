@@ -12,17 +12,15 @@ table and writes results.json; each run's samples are in its run directory. Take
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcgan_tf import evaluate, latent, metrics  # noqa: E402
-from dcgan_tf.config import preset  # noqa: E402
-from dcgan_tf.generation import FaceGenerator  # noqa: E402
-from dcgan_tf.images import save_grid  # noqa: E402
-from dcgan_tf.training import train  # noqa: E402
+from dcgan_tf import evaluate, latent, metrics
+from dcgan_tf.config import preset
+from dcgan_tf.generation import FaceGenerator
+from dcgan_tf.images import save_grid
+from dcgan_tf.training import train
 
 STEPS = 1560  # D updates per row: 10 epochs of 10,000 images at batch 64
 

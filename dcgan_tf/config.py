@@ -15,7 +15,7 @@ class Config:
     """Everything a run needs; saved as JSON in each run directory and exported model.
 
     Layer widths are `conv_dim` times a multiplier, so one flag scales a whole
-    architecture (the width experiments of the seed projects).
+    architecture (width experiments).
     """
 
     preset: str = "keras64"
@@ -150,7 +150,7 @@ class Config:
 PRESETS = {
     # The design card; the keras.io "DCGAN to generate face images" architecture.
     "keras64": Config(),
-    # The Udacity face-generation project (seeds 000/003/004): 32x32, conv_dim width, latent 100.
+    # The Udacity face-generation project's model: 32x32, conv_dim width, latent 100.
     "dcgan32": Config(
         preset="dcgan32", image_size=32, latent_dim=100, g_start=2, g_dense_mult=8, g_mult=(4, 2, 1),
         g_dense_norm=True, g_activation="relu", g_out="deconv", d_mult=(1, 2, 4, 8), d_dropout=0.0,

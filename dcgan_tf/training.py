@@ -24,6 +24,7 @@ from .gan import build_gan
 from .images import save_grid
 
 REAL_BATCH_COUNT = 20
+EVAL_KEYS = ("fid", "kid", "fid_floor")
 BEST_DIR = "best"
 
 
@@ -64,7 +65,7 @@ def evaluation_images(cfg, images, log):
 
 def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
-                                     extra_keys=("fid", "kid") if cfg.eval_every else ())
+                                     extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
     tensorboard = [callbacks.LearningRates(),
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
@@ -72,7 +73,8 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_
     if cfg.eval_every:
         evaluation = [callbacks.Evaluation(eval_images, cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
-                                           best_fid=best_fid(run_dir))]
+                                           best_fid=best_fid(run_dir),
+                                           floor_images=images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
     return [
         guard,

@@ -8,7 +8,6 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # train.py, generate.py and dcgan_tf
 CELEBA_ZIP = ROOT.parent / "shared" / "data" / "celeba_10k.zip"
 
 
