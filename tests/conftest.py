@@ -1,6 +1,8 @@
+import contextlib
 import csv
 import os
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +40,36 @@ def checkpoint_state(run):
 def epochs_logged(run):
     with open(Path(run) / "history.csv") as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("explorer", "tests/test_explore_browser.py")
+    group.addoption("--explorer-model", help="drive the page on this model (default: a tiny untrained one)")
+    group.addoption("--explorer-screenshot", help="also save the page's screenshot here (docs/explorer.png)")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """An untrained tiny generator exported, with directions.npz for two attributes: Smiling, Male."""
+    from dcgan_tf.config import preset
+    from dcgan_tf.export import export_generator
+    from dcgan_tf.models import build_generator
+    cfg = preset("tiny")
+    path = export_generator(build_generator(cfg), cfg, tmp_path_factory.mktemp("explore") / "tiny")
+    directions = np.random.default_rng(1).normal(size=(2, cfg.latent_dim))
+    np.savez(path / "directions.npz", Smiling=directions[0], Male=directions[1])
+    return path
+
+
+@contextlib.contextmanager
+def serving(explorer):
+    """The explorer's HTTP server on a free loopback port, in a thread; yields the server."""
+    from dcgan_tf.explore import serve
+    server = serve(explorer, port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
