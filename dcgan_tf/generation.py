@@ -37,7 +37,7 @@ class FaceGenerator:
     @classmethod
     def from_keras(cls, generator):
         """A Keras generator (tanh images in [-1, 1]) as z -> uint8 images, traced once for any
-        batch size (a quarter faster than eager calls for one face)."""
+        batch size (faster than eager calls, most for one face at a time)."""
         from . import latent
         latent_dim = int(generator.input_shape[-1])
         fn = tf.function(lambda z: latent.to_uint8(generator(z, training=False)),
