@@ -129,7 +129,7 @@ function showSelection() {
     }
   }
   $("walk-controls").hidden = !walking;
-  $("walk-value").textContent = walking ? `${state.step + 1} / ${STEPS}` : "";
+  $("walk-value").textContent = walking ? `${state.step + 1}/${STEPS}` : "";
   $("hint").textContent = walking
     ? `Walking from seed ${state.a} to seed ${state.b}. Click another face to start again.`
     : `Seed ${state.a}. Click a second face to walk to it.`;
@@ -202,7 +202,7 @@ async function start() {
   });
   $("walk").addEventListener("input", () => {
     state.step = Number($("walk").value);
-    $("walk-value").textContent = `${state.step + 1} / ${STEPS}`;
+    $("walk-value").textContent = `${state.step + 1}/${STEPS}`;
     $("saved").hidden = true;
     loadCurrent(faceParams());
   });
