@@ -20,6 +20,7 @@ time; a few more requests wait their turn and any beyond those get 503.
 """
 
 import base64
+import contextlib
 import dataclasses
 import errno
 import io
@@ -78,7 +79,8 @@ class Query:
         self._values = {}
         for name, value in pairs:
             if name not in allowed:
-                raise BadRequest(f"unknown parameter {name!r}; this request takes: {', '.join(sorted(allowed)) or 'none'}")
+                takes = ", ".join(sorted(allowed)) or "none"
+                raise BadRequest(f"unknown parameter {name!r}; this request takes: {takes}")
             if name in self._values:
                 raise BadRequest(f"{name} is given twice")
             self._values[name] = value
@@ -87,9 +89,7 @@ class Query:
         return name in self._values
 
     def integer(self, name, low, high, default=None):
-        text = self._values.get(name)
-        if text is None and default is not None:
-            return default
+        text = self._values.get(name, None if default is None else str(default))
         if text is None:
             raise BadRequest(f"{name} is missing")
         if not re.fullmatch(r"-?\d{1,10}", text) or not low <= int(text) <= high:
@@ -171,7 +171,7 @@ class Explorer:
 
     def __init__(self, generator, directions=None, model="MODEL", waiting=WAITING):
         self.generator, self.directions, self.model = generator, directions or {}, model
-        self._turn = threading.Lock()
+        self._turn, self._waiting = threading.Lock(), waiting
         self._admitted = threading.BoundedSemaphore(waiting + 1)  # the one generating and those waiting
         for count in (16, 1):  # warm up: the first call of each batch size is slower
             self.image_size = self.images(np.zeros((count, generator.latent_dim), np.float32)).shape[1]
@@ -180,10 +180,18 @@ class Explorer:
                        "/api/face.png": (self.face_png, FACE_PARAMETERS),
                        "/api/save": (self.save, FACE_PARAMETERS)}
 
+    @classmethod
+    def load(cls, path):
+        """The explorer of a model (anything generate.py takes) and the directions.npz beside it."""
+        from .export import load_directions
+        from .generation import FaceGenerator
+        generator = FaceGenerator.load(path)
+        return cls(generator, load_directions(path, generator.latent_dim), str(path))
+
     def images(self, z):
         """uint8 faces of z, after the generations before it; Busy if too many are waiting."""
         if not self._admitted.acquire(blocking=False):
-            raise Busy(f"the explorer is busy (one request generating, {WAITING} waiting): try again")
+            raise Busy(f"the explorer is busy (one request generating, {self._waiting} waiting): try again")
         try:
             with self._turn:
                 return self.generator(z)
@@ -254,6 +262,8 @@ def _json(value):
 
 
 class Handler(BaseHTTPRequestHandler):
+    """One request: a file of the page, an API answer or a one-line JSON error."""
+
     server_version = "dcgan-tf-explore"
     timeout = 30  # seconds a silent client may hold its connection (and thread)
 
@@ -309,7 +319,8 @@ class ExplorerServer(ThreadingHTTPServer):
     def __init__(self, address, explorer, verbose=False):
         self.explorer, self.verbose = explorer, verbose
         folder = resources.files(__package__) / "explore_static"
-        self.static = {route: (content_type, (folder / name).read_bytes()) for route, (name, content_type) in STATIC.items()}
+        self.static = {route: (content_type, (folder / name).read_bytes())
+                       for route, (name, content_type) in STATIC.items()}
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
@@ -332,6 +343,18 @@ def serve(explorer, host="127.0.0.1", port=DEFAULT_PORT, verbose=False):
     raise OSError(f"ports {port}-{port + PORTS_TRIED - 1} on {host} are all taken: choose another --port")
 
 
+@contextlib.contextmanager
+def running(explorer, host="127.0.0.1", port=0):
+    """serve() answering in a background thread while the block runs (tests and benchmarks); yields the server."""
+    server = serve(explorer, host, port)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def is_loopback(host):
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
@@ -341,8 +364,10 @@ def is_loopback(host):
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.explore", description=__doc__)
-    parser.add_argument("model", type=Path, help="run directory, checkpoint, export directory, SavedModel or .keras file")
-    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: this machine only)")
+    parser.add_argument("model", type=Path,
+                        help="run directory, checkpoint, export directory, SavedModel or .keras file")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT,
                         help=f"port (default {DEFAULT_PORT}; the next free one if taken; 0: any free port)")
     parser.add_argument("--open", action="store_true", help="open the page in your web browser")
@@ -354,11 +379,8 @@ def main(argv=None):
         print(f"explore: warning: serving on {args.host}: anyone who can reach this machine there can use "
               "the explorer (it reads and writes no files, but uses this CPU)", file=sys.stderr)
 
-    from .export import load_directions
-    from .generation import FaceGenerator
     try:
-        generator = FaceGenerator.load(args.model)
-        explorer = Explorer(generator, load_directions(args.model, generator.latent_dim), str(args.model))
+        explorer = Explorer.load(args.model)
         server = serve(explorer, args.host, args.port, args.log)
     except (ValueError, FileNotFoundError, OSError) as error:
         sys.exit(f"explore: error: {error}")

@@ -2,6 +2,7 @@
 no debugging port, no WebDriver, nothing beyond the standard library. Debian: apt-get install chromium."""
 
 import base64
+import fcntl
 import json
 import os
 import select
@@ -18,16 +19,25 @@ def find():
     return next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 
 
+def _above_4(fd):
+    """fd moved above 4, so that making fds 3 and 4 in the child cannot overwrite it first."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 5)
+    os.close(fd)
+    return moved
+
+
 class Chromium:
     """One browser with one page; messages are JSON ended by a NUL byte, on the browser's fds 3 (in) and 4 (out)."""
 
     def __init__(self, binary, user_data_dir, width=1000, height=700):
         browser_in, self._to_browser = os.pipe()
         self._from_browser, browser_out = os.pipe()
-        # the shell moves our pipe ends to the fds 3 and 4 the browser reads and writes, then becomes it
+        browser_in, browser_out = (_above_4(fd) for fd in (browser_in, browser_out))
+        # bash moves the browser's pipe ends to its fds 3 and 4, then becomes the browser (sh may be dash,
+        # which takes single-digit fds only)
         shell = f'exec "$0" "$@" 3<&{browser_in} 4>&{browser_out} {browser_in}<&- {browser_out}>&-'
         self.process = subprocess.Popen(
-            ["sh", "-c", shell, binary, *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
+            ["bash", "-c", shell, binary, *FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
             pass_fds=(browser_in, browser_out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(browser_in)
         os.close(browser_out)

@@ -20,24 +20,23 @@ import pytest
 from PIL import Image
 
 import generate
-from conftest import ROOT, serving
+from conftest import ROOT
 from dcgan_tf import latent
-from dcgan_tf.explore import Explorer
+from dcgan_tf.explore import Explorer, running
 from dcgan_tf.export import load_directions
 from dcgan_tf.generation import FaceGenerator
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model):
-    generator = FaceGenerator.load(tiny_model)
-    return tiny_model, generator, load_directions(tiny_model, generator.latent_dim)
+def server(tiny_model):
+    with running(Explorer.load(tiny_model)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def server(model):
-    path, generator, directions = model
-    with serving(Explorer(generator, directions, str(path))) as server:
-        yield server
+def model(server):
+    explorer = server.explorer
+    return explorer.model, explorer.generator, explorer.directions
 
 
 def get(server, path):
@@ -149,6 +148,7 @@ def test_save_gives_png_latent_and_the_command_that_makes_it_again(server, model
     ("api/page?start=-1", 400, "start must be a whole number from 0 to 2147483647, got '-1'"),
     ("api/page?start=0&count=65", 400, "count must be a whole number from 1 to 64"),
     ("api/page?start=2147483647&count=2", 400, "count must be a whole number from 1 to 1"),
+    ("api/page?start=2147483647", 400, "count must be a whole number from 1 to 1, got '16'"),
     ("api/page?start=1e3", 400, "start must be a whole number"),
     ("api/face.png", 400, "seed is missing"),
     ("api/face.png?seed=1&seed=2", 400, "seed is given twice"),
@@ -184,7 +184,8 @@ def test_only_get_is_answered(server):
     request = urllib.request.Request(server.url + "api/page?start=0", data=b"x", method="POST")
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(request, timeout=30)
-    assert error.value.code == 405 and json.loads(error.value.read())["error"].startswith("the explorer answers GET only")
+    assert error.value.code == 405
+    assert json.loads(error.value.read())["error"].startswith("the explorer answers GET only")
 
 
 def test_the_page_is_served_with_a_policy_that_allows_nothing_from_elsewhere(server):
@@ -217,7 +218,7 @@ def test_one_generation_at_a_time_and_a_full_queue_answers_503():
     explorer = Explorer(slow_generator(started, release, concurrent), waiting=2)
     release.clear()
     started.clear()
-    with serving(explorer) as server:
+    with running(explorer) as server:
         results = []
 
         def request(seed):
@@ -264,19 +265,21 @@ def test_directions_must_fit_the_model(tiny_model, tmp_path):
     assert list(loaded) == ["Smiling", "Male"] and np.isclose(np.linalg.norm(loaded["Male"]), 1)
 
 
-def explore_process(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+def explore_process(*args, **env):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **env)
     return subprocess.Popen([sys.executable, "-m", "dcgan_tf.explore", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def test_command_line_serves_on_loopback_next_free_port_and_stops_on_ctrl_c(tiny_model):
+def test_command_line_serves_on_loopback_next_free_port_opens_and_stops_on_ctrl_c(tiny_model, tmp_path):
+    opened = tmp_path / "opened"  # --open runs $BROWSER (Python's webbrowser), here a script that notes the URL
+    browser = f"{sys.executable} -c \"import sys; open('{opened}', 'w').write(sys.argv[1])\" %s"
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = explore_process(tiny_model, "--port", port)
+        process = explore_process(tiny_model, "--port", port, "--open", BROWSER=browser)
         try:
             line = process.stdout.readline()
             assert line.startswith(f"Face explorer for {tiny_model} (16 px, dials: Smiling, Male) at http://127.0.0.1:")
@@ -285,6 +288,11 @@ def test_command_line_serves_on_loopback_next_free_port_and_stops_on_ctrl_c(tiny
             assert port < served_port < port + 20  # the next free one
             with urllib.request.urlopen(url + "api/model", timeout=30) as response:
                 assert json.loads(response.read())["image_size"] == 16
+            for _ in range(200):
+                if opened.exists() and opened.read_text():
+                    break
+                time.sleep(0.05)
+            assert opened.read_text() == url
         finally:
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=60)
