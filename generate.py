@@ -57,8 +57,7 @@ def latent_points(args, latent_dim):
     if args.mode == "grid":
         return latent.sample(args.n, latent_dim, args.seed, args.truncation).numpy()
     if args.mode == "interpolate":
-        ends = [latent.sample(1, latent_dim, seed, args.truncation).numpy()[0] for seed in args.seeds]
-        return latent.interpolate(ends, args.steps, args.method)
+        return latent.walk(args.seeds, args.steps, latent_dim, args.truncation, args.method)
     vector = None
     if args.vector is not None:
         try:
