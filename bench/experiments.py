@@ -25,6 +25,11 @@ from dcgan_tf.generation import FaceGenerator
 from dcgan_tf.images import save_grid
 from dcgan_tf.training import train
 
+def short_name(row):
+    """A row's name for --rows: its first word."""
+    return row.split(" ")[0].rstrip(",")
+
+
 ROWS = {  # name -> config overrides
     "baseline": {},
     "TTUR (D 4e-4, G 1e-4)": {"lr": 1e-4, "d_lr": 4e-4},
@@ -83,7 +88,7 @@ def main():
     parser.add_argument("--holdout", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=3000, help="D updates per row")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--rows", nargs="+", choices=[r.split(" ")[0] for r in ROWS], help="default: all")
+    parser.add_argument("--rows", nargs="+", choices=[short_name(r) for r in ROWS], help="default: all")
     parser.add_argument("--mixed-precision", default="float32")
     args = parser.parse_args()
     image_size = preset(args.preset).image_size
@@ -92,7 +97,7 @@ def main():
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for name, overrides in ROWS.items():
-        if args.rows and name.split(" ")[0] not in args.rows:
+        if args.rows and short_name(name) not in args.rows:
             continue
         for seed in args.seeds:
             if len(results.get(f"{name}, EMA", [])) > args.seeds.index(seed):
