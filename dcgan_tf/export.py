@@ -85,6 +85,13 @@ def export_name(path):
     return run.stem if run.suffix == ".keras" else run.name
 
 
+def model_dir(path):
+    """The folder a model's companion files (directions.npz) live in: a checkpoint's run, the
+    directory of a run, an export or a SavedModel, or the folder of a .keras file."""
+    run, _ = _run_and_checkpoint(Path(path))
+    return run if run.is_dir() else run.parent
+
+
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""

@@ -30,16 +30,20 @@ class AttributeTable:
     values: np.ndarray  # uint8 [rows, attributes], 1 = present, 0 = absent
 
     def columns(self, wanted):
-        """Indices of the attributes `wanted` (names); ValueError names any unknown one."""
-        unknown = [name for name in wanted if name not in self.names]
-        if unknown:
-            raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; the labels have {', '.join(self.names)}")
-        return [self.names.index(name) for name in wanted]
+        return attribute_indices(self.names, wanted, "the labels")
 
     def match(self, image_names):
         """Row index for each image name, -1 where the file has no row for it."""
         rows = {_key(name): i for i, name in enumerate(self.files)}
         return np.array([rows.get(_key(name), -1) for name in image_names], np.int64)
+
+
+def attribute_indices(names, wanted, owner):
+    """Indices of the attributes `wanted` among `names`; ValueError names any unknown one."""
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; {owner} know(s) {', '.join(names)}")
+    return [names.index(name) for name in wanted]
 
 
 def _key(file_name):
