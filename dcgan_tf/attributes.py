@@ -35,8 +35,7 @@ def describe_held_out(held):
 
 
 def train_command(args):
-    from .classifier import AttributeClassifier, attribute_scores, score_table, train_classifier
-    from .files import written_atomically
+    from .classifier import AttributeClassifier, attribute_scores, save_classifier, score_table, train_classifier
     from .labels import held_out_names, load_labelled_images
 
     labelled, report = load_labelled_images(args.data, args.attrs, args.image_size, args.crop, strict=args.strict)
@@ -51,8 +50,7 @@ def train_command(args):
     model = train_classifier(labelled.images[~is_held], labelled.labels[~is_held], labelled.attributes,
                              args.epochs, args.batch_size, args.seed)
     seconds = time.perf_counter() - start
-    with written_atomically(args.out, suffix=".keras") as (partial,):  # Keras insists on the suffix
-        model.save(partial)
+    save_classifier(model, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB) after {seconds:.0f} s of training")
     if not is_held.any():
         return
@@ -107,7 +105,7 @@ def parse_args(argv=None):
     train.add_argument("--batch-size", type=int, default=64, help="default 64")
     train.add_argument("--crop", default="auto", help="as for training the GAN (default auto)")
     train.add_argument("--strict", action="store_true", help="an unreadable image is an error")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="default 0")
     train.add_argument("--report", type=Path, help="also write the held-out scores as JSON here")
     fit = commands.add_parser("directions", help="fit one latent direction per attribute for a generator")
     fit.add_argument("model", type=Path, help="run directory, checkpoint, export directory, SavedModel or .keras")

@@ -17,6 +17,7 @@ import numpy as np
 from keras import layers
 
 from .data import in_batches
+from .files import written_atomically
 from .labels import attribute_indices
 
 
@@ -61,6 +62,16 @@ def train_classifier(images, labels, names, epochs=12, batch_size=64, seed=0, ve
                   metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")])
     model.fit(images, labels.astype(np.float32), batch_size=batch_size, epochs=epochs, shuffle=True, verbose=verbose)
     return model
+
+
+def save_classifier(model, path):
+    """Write the classifier as a .keras file without its optimizer's state (which would
+    triple the file), under a temporary name until complete."""
+    plain = build_classifier(int(model.input_shape[1]), model.get_layer("attributes").names)
+    plain.set_weights(model.get_weights())
+    with written_atomically(path, suffix=".keras") as (partial,):  # Keras insists on the suffix
+        plain.save(partial)
+    return path
 
 
 class AttributeClassifier:

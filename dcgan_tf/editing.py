@@ -159,13 +159,17 @@ def edit_response(generator, classifier, directions, names, strengths, n=200, se
     return np.stack(response)
 
 
-def strip_scores(classifier, images, names, strengths):
-    """The classifier's mean probability of each attribute at each strength of edit strips
-    (images: the strips' faces, row after row)."""
-    probabilities = sigmoid(classifier.logits(images)[:, classifier.columns(names)])
-    mean = probabilities.reshape(-1, len(strengths), len(names)).mean(axis=0)
+def strip_scores(classifier, images, names, strengths, couplings=3):
+    """The classifier's mean probability at each strength of edit strips (images: the strips'
+    faces, row after row) for the attributes `names` and the `couplings` others that move most."""
+    mean = sigmoid(classifier.logits(images)).reshape(-1, len(strengths), len(classifier.names)).mean(axis=0)
+    shown = classifier.columns(names)
+    change = np.abs(mean[-1] - mean[0])
+    moved = [j for j in np.argsort(-change) if j not in shown][:couplings]
     lines = ["classifier probability along the strip, strength " + " ".join(f"{s:+.1f}" for s in strengths)]
-    return "\n".join(lines + [f"  {name}: " + " ".join(f"{p:.2f}" for p in mean[:, i]) for i, name in enumerate(names)])
+    lines += [f"  {classifier.names[j]}: " + " ".join(f"{p:.2f}" for p in mean[:, j])
+              + ("  (moves most)" if j in moved else "") for j in shown + moved]
+    return "\n".join(lines)
 
 
 def response_table(names, strengths, response, classifier_names, couplings=3):

@@ -174,6 +174,7 @@ def test_edit_writes_a_strip_through_the_unedited_face(tiny_model, tmp_path, cap
     np.testing.assert_array_equal(strip[2:18, middle:middle + 16], unedited)
     printed = capsys.readouterr().out
     assert "strength -3.0 -2.0 -1.0 +0.0 +1.0 +2.0 +3.0" in printed and "Smiling: " in printed and "Bright: " in printed
+    assert "Reddish: " in printed and printed.count("(moves most)") == 1  # the one attribute not asked for
     generate.main([str(export), "edit", "--attr", "Smiling", "--seeds", "1", "2", "--out", str(out)])
     assert np.asarray(Image.open(out)).shape == (2 * 18 + 2, 7 * 18 + 2, 3)
 
