@@ -33,7 +33,8 @@ def parse_args(argv=None):
     parser.add_argument("terms", nargs="*", help="arithmetic: concepts joined by + and -")
     parser.add_argument("--n", type=int, default=64, help="grid: number of faces (default 64)")
     parser.add_argument("--rows", type=int, default=None, help="grid rows (default: square-ish)")
-    parser.add_argument("--seed", type=int, default=0, help="grid: the same seed gives the same faces")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same faces (grid; edit: the "
+                                                             "face to edit; arithmetic: the faces to choose from)")
     parser.add_argument("--truncation", type=float, default=None, metavar="PSI",
                         help="sample z from the normal truncated to [-PSI, PSI]: fewer, cleaner faces")
     parser.add_argument("--individual", action="store_true", help="grid: also write each face to OUT_STEM/")
@@ -132,7 +133,7 @@ def edit(args, generator):
     points = edit_points(z, directions.vector(args.attr, args.keep), strengths)
     written = write_grid(generator, points, args.out, rows=len(seeds))
     if args.classifier:
-        print(strip_scores(classifier(args), generator(points), [args.attr, *args.keep], strengths))
+        print(strip_scores(classifier(args), generator.all(points), [args.attr, *args.keep], strengths))
     return written
 
 

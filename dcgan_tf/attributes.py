@@ -23,8 +23,14 @@ import numpy as np
 
 from .cli import ArgumentParser
 from .data import DataError
+from .files import written_atomically
 
 STRENGTHS = np.linspace(-3.0, 3.0, 7)
+
+
+def write_json(path, data):
+    with written_atomically(path) as (partial,):
+        partial.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def describe_held_out(held):
@@ -62,7 +68,7 @@ def train_command(args):
                    "train_images": int((~is_held).sum()), "held_out_images": int(is_held.sum()),
                    "epochs": args.epochs, "train_seconds": round(seconds, 1),
                    "scores": [vars(s) for s in scores]}
-        args.report.write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(args.report, summary)
 
 
 def directions_command(args):
@@ -86,9 +92,9 @@ def directions_command(args):
     print(f"classifier scores along each direction ({args.measure} faces per strength):")
     print(response_table(names, STRENGTHS, response, list(classifier.names)))
     if args.report:
-        args.report.write_text(json.dumps({"strengths": STRENGTHS.tolist(), "attributes": names,
-                                           "classifier_attributes": list(classifier.names),
-                                           "mean_probability": response.round(4).tolist()}, indent=2) + "\n")
+        write_json(args.report, {"strengths": STRENGTHS.tolist(), "attributes": names,
+                                 "classifier_attributes": list(classifier.names),
+                                 "mean_probability": response.round(4).tolist()})
 
 
 def parse_args(argv=None):

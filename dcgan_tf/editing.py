@@ -129,7 +129,7 @@ def fit_directions(generator, classifier, n=10000, seed=0, batch_size=256, progr
     if any(name in RESERVED for name in classifier.names):
         raise ValueError(f"attribute names {', '.join(RESERVED)} are reserved in {DIRECTIONS_FILE}")
     z = latent.sample(n, generator.latent_dim, seed).numpy()
-    logits = classifier.logits(np.concatenate(list(generator.batches(z, batch_size, progress))))
+    logits = classifier.logits(generator.all(z, batch_size, progress))
     fits = [fit_boundary(z, logits[:, i], seed=seed) for i in range(len(classifier.names))]
     meta = {"attributes": list(classifier.names), "offsets": [offset for _, offset, _ in fits],
             "boundary_accuracy": [accuracy for _, _, accuracy in fits], "samples": n, "seed": seed,
@@ -152,8 +152,7 @@ def edit_response(generator, classifier, directions, names, strengths, n=200, se
     z = latent.sample(n, generator.latent_dim, seed).numpy()
     response = []
     for name in names:
-        images = np.concatenate(list(generator.batches(edit_points(z, directions.vector(name), strengths),
-                                                       batch_size)))
+        images = generator.all(edit_points(z, directions.vector(name), strengths), batch_size)
         probabilities = sigmoid(classifier.logits(images)).reshape(n, len(strengths), -1)
         response.append(probabilities.mean(axis=0))
     return np.stack(response)
@@ -257,7 +256,7 @@ def vector_arithmetic(generator, classifier, expression, pool=2000, seed=0, trun
                       exemplars=3, batch_size=256):
     """Choose each concept's exemplars among `pool` generated faces and do the arithmetic on their mean z."""
     z = latent.sample(pool, generator.latent_dim, seed, truncation).numpy()
-    logits = classifier.logits(np.concatenate(list(generator.batches(z, batch_size))))
+    logits = classifier.logits(generator.all(z, batch_size))
     chosen, confidence = [], []
     for _, concept in expression:
         log_p = concept_confidence(logits, classifier.columns(list(concept)), concept)

@@ -66,7 +66,7 @@ def read_attributes(path):
 
     if len(lines) < 2:
         fail(len(lines) + 1, "expected a count line, a line of attribute names, then one row per image")
-    if not lines[0].strip().isdigit():
+    if not lines[0].strip().isdecimal():
         fail(1, f"expected the number of images (list_attr_celeba.txt format), got {lines[0][:40]!r}")
     names = tuple(lines[1].split())
     if not names:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CELEBA_ATTRS, random_images
+from conftest import CELEBA_ATTRS, CELEBA_ZIP, random_images
 from dcgan_tf.data import DataError
 from dcgan_tf.labels import LabelError, held_out_names, load_labelled_images, read_attributes
 
@@ -113,3 +113,10 @@ def test_reads_celeba_labels():
     assert table.files[0] == "000001.jpg" and table.files[-1] == "009701.jpg"
     glasses, smiling = (table.values[:, i].mean() for i in table.columns(["Eyeglasses", "Smiling"]))
     assert 0.03 < glasses < 0.12 and 0.4 < smiling < 0.6  # CelebA: ~6.5% glasses, ~48% smiling
+
+
+@pytest.mark.skipif(not CELEBA_ZIP.exists(), reason="needs ../shared/data/celeba_10k.zip")
+def test_celeba_10k_holds_out_images_009001_to_010000():
+    with zipfile.ZipFile(CELEBA_ZIP) as archive:
+        held = held_out_names([name for name in archive.namelist() if name.endswith(".jpg")], 1000)
+    assert sorted(name.split("/")[-1] for name in held) == [f"{i:06d}.jpg" for i in range(9001, 10001)]
