@@ -107,8 +107,7 @@ def latent_points(args, latent_dim):
     if args.mode == "grid":
         return latent.sample(args.n, latent_dim, args.seed, args.truncation).numpy()
     if args.mode == "interpolate":
-        ends = [latent.sample(1, latent_dim, seed, args.truncation).numpy()[0] for seed in args.seeds or [0, 1]]
-        return latent.interpolate(ends, args.steps, args.method)
+        return latent.walk(args.seeds or [0, 1], args.steps, latent_dim, args.truncation, args.method)
     vector = None
     if args.vector is not None:
         try:
@@ -128,7 +127,7 @@ def edit(args, generator):
 
     directions = Directions.of_model(args.model, generator, args.directions)
     seeds = args.seeds or [args.seed]
-    z = np.concatenate([latent.sample(1, generator.latent_dim, seed, args.truncation).numpy() for seed in seeds])
+    z = latent.from_seeds(seeds, generator.latent_dim, args.truncation)
     strengths = np.linspace(*args.strength, args.steps)
     points = edit_points(z, directions.vector(args.attr, args.keep), strengths)
     written = write_grid(generator, points, args.out, rows=len(seeds))

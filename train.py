@@ -15,7 +15,8 @@ from dcgan_tf.config import PRESETS, Config, preset
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", choices=PRESETS, default="keras64", help="architecture and defaults")
+    parser.add_argument("--preset", choices=PRESETS, help="architecture and defaults (default keras64; "
+                        "a resumed run keeps its own)")
     parser.add_argument("--out", type=Path, help="run directory (default runs/PRESET-DATA)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--export-dir", type=Path, default=Path("saved_models"),
@@ -41,9 +42,13 @@ def main(argv=None):
         if args.resume:
             if args.out is None:
                 raise ValueError("--resume needs --out RUN_DIR")
-            cfg = Config.load(args.out).replace(**overrides)
+            cfg = Config.load(args.out)
+            if args.preset not in (None, cfg.preset):
+                raise ValueError(f"--resume continues {args.out} with its own preset {cfg.preset}; "
+                                 f"drop --preset {args.preset}, or start a new run with another --out")
+            cfg = cfg.replace(**overrides)
         else:
-            cfg = preset(args.preset, **overrides)
+            cfg = preset(args.preset or "keras64", **overrides)
         run_dir = args.out or Path("runs") / default_run_name(cfg)
         export_dir = None if args.no_export else args.export_dir / run_dir.name
         train(cfg, run_dir, resume=args.resume, export_dir=export_dir)

@@ -33,48 +33,44 @@ def write_json(path, data):
         partial.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def describe_held_out(held):
-    if not held:
-        return "none held out"
-    names = sorted(Path(name).name for name in held)
-    return f"held out: the last {len(held)} images by file name ({names[0]} to {names[-1]})"
-
-
 def train_command(args):
     from .classifier import AttributeClassifier, attribute_scores, save_classifier, score_table, train_classifier
-    from .labels import held_out_names, load_labelled_images
+    from .labels import load_labelled_images
 
-    labelled, report = load_labelled_images(args.data, args.attrs, args.image_size, args.crop, strict=args.strict)
-    print(report.summary())
-    held = held_out_names(report.names, args.holdout)
-    is_held = np.array([name in held for name in labelled.names])
-    if is_held.all():
-        raise ValueError(f"all {len(is_held)} labelled images are among the {args.holdout} held out: lower --holdout")
-    print(f"training on {(~is_held).sum()} labelled images; {describe_held_out(held)}, "
-          f"{is_held.sum()} of them labelled")
+    def load(part):
+        labelled, report = load_labelled_images(args.data, args.attrs, args.image_size, args.crop, strict=args.strict,
+                                                holdout=args.holdout, part=part)
+        print(report.summary())
+        return labelled, report
+
+    train, _ = load("train")
+    held, report = load("holdout") if args.holdout else (None, None)
+    if held is not None:
+        names = sorted(Path(name).name for name in report.names)
+        print(f"held out and never trained on: the last {args.holdout} images by file name ({names[0]} to "
+              f"{names[-1]}); the classifier is scored on the {len(held.names)} of them with labels")
     start = time.perf_counter()
-    model = train_classifier(labelled.images[~is_held], labelled.labels[~is_held], labelled.attributes,
-                             args.epochs, args.batch_size, args.seed)
+    model = train_classifier(train.images, train.labels, train.attributes, args.epochs, args.batch_size, args.seed)
     seconds = time.perf_counter() - start
     save_classifier(model, args.out)
-    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB) after {seconds:.0f} s of training")
-    if not is_held.any():
+    print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB) after {seconds:.0f} s of training "
+          f"on {len(train.names)} labelled images")
+    if held is None:
         return
-    logits = AttributeClassifier(model).logits(labelled.images[is_held])
-    scores = attribute_scores(logits, labelled.labels[is_held], labelled.labels[~is_held], labelled.attributes)
-    print(f"held-out scores ({is_held.sum()} labelled faces):\n{score_table(scores)}")
+    scores = attribute_scores(AttributeClassifier(model).logits(held.images), held.labels, train.labels,
+                              train.attributes)
+    print(f"held-out scores ({len(held.names)} labelled faces):\n{score_table(scores)}")
     if args.report:
-        summary = {"data": args.data, "attrs": str(args.attrs), "image_size": args.image_size,
-                   "train_images": int((~is_held).sum()), "held_out_images": int(is_held.sum()),
-                   "epochs": args.epochs, "train_seconds": round(seconds, 1),
-                   "scores": [vars(s) for s in scores]}
-        write_json(args.report, summary)
+        write_json(args.report, {"data": args.data, "attrs": str(args.attrs), "image_size": args.image_size,
+                                 "train_images": len(train.names), "held_out_images": len(held.names),
+                                 "epochs": args.epochs, "train_seconds": round(seconds, 1),
+                                 "scores": [vars(s) for s in scores]})
 
 
 def directions_command(args):
     from .classifier import AttributeClassifier
-    from .editing import DIRECTIONS_FILE, edit_response, fit_directions, response_table
-    from .export import model_dir
+    from .editing import edit_response, fit_directions, response_table
+    from .export import DIRECTIONS_FILE, model_dir
     from .generation import FaceGenerator
 
     generator = FaceGenerator.load(args.model)
@@ -101,8 +97,9 @@ def parse_args(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.attributes", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train the attribute classifier on labelled real faces")
-    train.add_argument("--data", required=True, help="an image folder or a .zip of images")
-    train.add_argument("--attrs", required=True, type=Path, help="labels in CelebA's list_attr_celeba.txt format")
+    train.add_argument("--data", required=True, help="an image folder or a .zip of images (celeba: the downloaded one)")
+    train.add_argument("--attrs", required=True, help="labels in CelebA's list_attr_celeba.txt format "
+                                                      "(celeba: the downloaded one)")
     train.add_argument("--out", required=True, type=Path, help="the .keras file to write")
     train.add_argument("--image-size", type=int, default=64, help="the generator's resolution (default 64)")
     train.add_argument("--holdout", type=int, default=1000, help="never train on the last N images by file name "

@@ -2,7 +2,7 @@
 
 It is the meter for latent editing and vector arithmetic (dcgan_tf.editing): it labels
 generated faces. It trains on real faces at the generator's resolution, with the held-out
-images (dcgan_tf.labels.held_out_names) kept out, and is scored on them against the
+images (dcgan_tf.data.split_part) kept out, and is scored on them against the
 majority-class baseline, since CelebA is very imbalanced (93% of faces wear no glasses).
 
 The saved model takes uint8 pixel values (as floats) and gives one logit per attribute;

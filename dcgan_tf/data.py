@@ -2,6 +2,7 @@
 
 Sources (the `data` config field):
 - "builtin" or "builtin:N": the procedural faces of dcgan_tf.faces (N images, default 2,000);
+- "celeba": img_align_celeba.zip as `python -m dcgan_tf.download celeba` put it;
 - a directory of images, searched recursively (.jpg .jpeg .png .bmp);
 - a .zip of images, read as it is (e.g. img_align_celeba.zip as downloaded);
 - a .npy / .npz array [N, H, W, C] (uint8, or floats in [0, 1] or [-1, 1]).
@@ -25,9 +26,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from .download import resolve_dataset_path
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 BUILTIN_SIZE = 2000
-# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face (seed 002).
+# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face.
 CELEBA_FRAME = (178, 218)
 CELEBA_FACE_BOX = (30, 55, 150, 175)
 
@@ -42,12 +45,14 @@ class LoadReport:
     found: int
     loaded: int
     skipped: list = field(default_factory=list)  # (name, reason)
+    part: str = "all"  # which part of a held-out split was read (see split_part)
     names: list = None  # file names of the loaded images (image folders and zips)
     labels: str = ""  # the attribute file matched to them (dcgan_tf.labels)
     unlabelled: int = 0  # loaded images without a row in it, left out
 
     def summary(self):
-        lines = [f"{self.source}: {self.loaded} images loaded of {self.found} found"]
+        part = "" if self.part == "all" else f" ({self.part} part)"
+        lines = [f"{self.source}: {self.loaded} images loaded of {self.found} found{part}"]
         if self.labels:
             lines.append(f"{self.loaded - self.unlabelled} have a row in {self.labels}; "
                          f"{self.unlabelled} without one are left out")
@@ -259,39 +264,62 @@ def _load_array(path):
         raise DataError(f"{path}: not a readable numpy array ({error})") from None
 
 
-def _builtin_faces(spec, count, size, limit, seed, progress):
+def _builtin_faces(spec, count, size, limit, seed, progress, holdout, part):
     from .faces import render_faces
     if count and not (count.isdigit() and int(count) > 0):
         raise DataError(f"{spec}: the built-in set takes a positive image count, e.g. builtin:2000")
     count = int(count) if count else BUILTIN_SIZE
-    count = min(count, limit) if limit else count
-    bar = progress_bar(count) if progress else None
-    images = render_faces(count, size, seed=seed, on_face=bar and (lambda: bar.add(1)))
-    return images, LoadReport(spec, count, count)
+    indices = split_part(range(count), holdout, part, limit, spec)
+    bar = progress_bar(len(indices)) if progress else None
+    images = render_faces(len(indices), size, seed=seed, on_face=bar and (lambda: bar.add(1)), start=indices.start)
+    return images, LoadReport(spec, count, len(images), part=part)
 
 
-def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False):
+PARTS = ("all", "train", "holdout")
+
+
+def split_part(items, holdout, part="all", limit=0, source="data"):
+    """The items of one part of a held-out split, then the first `limit` of them.
+
+    The split is a fixed rule, as CelebA's own partition is: the last `holdout` items (file
+    names in sorted order, array rows in order) are the held-out part, the rest the training
+    part, so training never sees an image that evaluation scores against.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    if holdout and holdout >= len(items):
+        raise DataError(f"{source}: --holdout {holdout} leaves no training images of the {len(items)} found")
+    chosen = {"all": items, "train": items[:len(items) - holdout], "holdout": items[len(items) - holdout:]}[part]
+    if part == "holdout" and not holdout:
+        raise DataError(f"{source}: there is no held-out part (the run has --holdout 0)")
+    return chosen[:limit] if limit else chosen
+
+
+def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False, holdout=0, part="all"):
     """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport).
 
+    With holdout > 0, part "train" reads all but the last `holdout` images and "holdout"
+    those (see split_part); `limit` then takes the first images of that part.
     Unreadable images are skipped and listed in the report, or with strict=True are an error.
     """
     crop_fn = parse_crop(crop)
     name, _, arg = spec.partition(":")
     if name == "builtin":
-        return _builtin_faces(spec, arg, size, limit, seed, progress)
+        return _builtin_faces(spec, arg, size, limit, seed, progress, holdout, part)
+    spec = resolve_dataset_path(spec)
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data path does not exist: {spec}")
     if path.suffix in (".npy", ".npz"):
-        array = _load_array(path)
-        array = array[:limit] if limit else array
-        return _array_images(array, size, crop_fn, spec), LoadReport(spec, len(array), len(array))
+        found = _load_array(path)
+        array = split_part(found, holdout, part, limit, spec)
+        return _array_images(array, size, crop_fn, spec), LoadReport(spec, len(found), len(array), part=part)
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(f"{spec}: expected a directory, a .zip, a .npy/.npz or 'builtin'")
-    names, read = _list_files(path)
-    if not names:
+    found, read = _list_files(path)
+    if not found:
         raise DataError(f"{spec}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    names = names[:limit] if limit else names
+    names = split_part(found, holdout, part, limit, spec)
     images, loaded, skipped = _decode_all(names, read, size, crop_fn, progress)
     if len(images) == 0:
         first_name, first_reason = skipped[0]
@@ -300,7 +328,7 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
         raise DataError(f"{spec}: {len(skipped)} unreadable image(s) and --strict is set: "
                         + "; ".join(f"{name}: {reason}" for name, reason in skipped[:3])
                         + (" ..." if len(skipped) > 3 else ""))
-    return images, LoadReport(spec, len(names), len(images), skipped, names=loaded)
+    return images, LoadReport(spec, len(found), len(images), skipped, part=part, names=loaded)
 
 
 # --- the tf.data pipeline -------------------------------------------------------------

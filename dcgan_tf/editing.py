@@ -12,16 +12,18 @@ subtract the averages, and look at the result with a little noise around it.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import latent
+from .export import DIRECTIONS_FILE, model_dir
 from .files import written_atomically
 from .labels import attribute_indices
 
-DIRECTIONS_FILE = "directions.npz"
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # CelebA's names: Smiling, 5_o_Clock_Shadow
 EXTREMES = 0.25  # share of the samples at each end of an attribute's score that the boundary separates
 PROBE_SEED = 0x0D1C  # the latent seed of the faces that identify the generator directions belong to
 RESERVED = ("meta", "probe_images")  # npz keys that are not attribute names
@@ -71,10 +73,13 @@ def probe_images(generator):
 
 @dataclass
 class Directions:
+    """directions.npz: one latent vector per attribute name (all that a hand-made file needs),
+    and, as fit_directions writes it, `meta` (JSON) and `probe_images`."""
+
     names: tuple
     vectors: np.ndarray  # float32 [attributes, latent_dim], unit vectors
     meta: dict  # offsets, boundary accuracy, classifier, samples, seed, ...
-    probe: np.ndarray  # uint8 probe_images of the generator they were fit on
+    probe: np.ndarray = None  # uint8 probe_images of the generator they were fit on, if known
 
     def save(self, path):
         arrays = {name: vector for name, vector in zip(self.names, self.vectors)}
@@ -83,29 +88,39 @@ class Directions:
         return Path(path)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, latent_dim):
         try:
             with np.load(path, allow_pickle=False) as archive:
-                meta = json.loads(str(archive["meta"]))
-                vectors = np.stack([archive[name] for name in meta["attributes"]])
-                return cls(tuple(meta["attributes"]), vectors, meta, archive["probe_images"])
+                meta = json.loads(str(archive["meta"])) if "meta" in archive.files else {}
+                names = meta.get("attributes") or [name for name in archive.files if name not in RESERVED]
+                vectors = [np.asarray(archive[name], np.float64).reshape(-1) for name in names]
+                probe = archive["probe_images"] if "probe_images" in archive.files else None
         except FileNotFoundError:
             raise FileNotFoundError(f"no attribute directions at {path}: fit them with "
                                     "python -m dcgan_tf.attributes directions MODEL --classifier FILE") from None
         except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f"{path}: not a directions file ({type(error).__name__}: {error})") from None
+            raise ValueError(f"{path}: not a readable .npz of directions ({error})") from None
+        for name, vector in zip(names, vectors):
+            if not ATTRIBUTE_NAME.fullmatch(name):
+                raise ValueError(f"{path}: attribute name {name!r} must be letters, digits and _ (at most 64)")
+            if vector.size != latent_dim or not np.isfinite(vector).all() or not vector.any():
+                raise ValueError(f"{path}: direction {name!r} must be {latent_dim} finite values, not all 0 "
+                                 f"(the model's latent size), got {vector.size}")
+        units = [vector / np.linalg.norm(vector) for vector in vectors]
+        return cls(tuple(names), np.array(units, np.float32).reshape(len(names), latent_dim), meta, probe)
 
     @classmethod
     def of_model(cls, model, generator, path=None):
         """The directions of a model (path: default its folder's directions.npz), checked to
-        belong to this generator."""
-        from .export import model_dir
+        belong to this generator when the file says which one that is."""
         path = path or model_dir(model) / DIRECTIONS_FILE
-        directions = cls.load(path)
+        directions = cls.load(path, generator.latent_dim)
         directions.check_generator(generator, path)
         return directions
 
     def check_generator(self, generator, path):
+        if self.probe is None:
+            return
         faces = probe_images(generator)
         if faces.shape != self.probe.shape or np.abs(faces.astype(np.int16) - self.probe).max() > 2:
             raise ValueError(f"{path} was fit on another generator (or another checkpoint of it): fit them "
@@ -126,8 +141,10 @@ class Directions:
 
 def fit_directions(generator, classifier, n=10000, seed=0, batch_size=256, progress=False):
     """Label n generated faces with the classifier and fit one direction per attribute."""
-    if any(name in RESERVED for name in classifier.names):
-        raise ValueError(f"attribute names {', '.join(RESERVED)} are reserved in {DIRECTIONS_FILE}")
+    bad = [name for name in classifier.names if name in RESERVED or not ATTRIBUTE_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"attribute name(s) {', '.join(bad)}: {DIRECTIONS_FILE} takes letters, digits and _ "
+                         f"(at most 64), and not {' or '.join(RESERVED)}")
     z = latent.sample(n, generator.latent_dim, seed).numpy()
     logits = classifier.logits(generator.all(z, batch_size, progress))
     fits = [fit_boundary(z, logits[:, i], seed=seed) for i in range(len(classifier.names))]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import DataError, load_images
+from .download import ATTRIBUTES, resolve_dataset_path
 
 
 class LabelError(DataError):
@@ -103,14 +104,15 @@ class LabelledImages:
     attributes: tuple  # the attribute names, one per label column
 
 
-def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False):
+def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False, holdout=0, part="all"):
     """The images of an image folder or zip with their labels -> (LabelledImages, LoadReport).
 
-    Images without a row in `attrs` are left out and counted in the report (report.names
-    still lists every image loaded, e.g. for a held-out split by file name).
+    `attrs` is a file in CelebA's format, or "celeba" for the downloaded one. holdout and
+    part choose a part of the held-out split, as for load_images. Images without a row are
+    left out and counted in the report (report.names still lists every image loaded).
     """
-    table = read_attributes(attrs)
-    images, report = load_images(spec, size, crop, progress=progress, strict=strict)
+    table = read_attributes(resolve_dataset_path(str(attrs), ATTRIBUTES))
+    images, report = load_images(spec, size, crop, progress=progress, strict=strict, holdout=holdout, part=part)
     if report.names is None:
         raise DataError(f"{spec}: --attrs needs an image folder or a zip, whose file names match the labels' rows")
     rows = table.match(report.names)
@@ -121,12 +123,3 @@ def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=F
     report.labels, report.unlabelled = str(attrs), int((~has_row).sum())
     kept = [name for name, ok in zip(report.names, has_row) if ok]
     return LabelledImages(images[has_row], table.values[rows[has_row]], kept, table.names), report
-
-
-def held_out_names(names, count):
-    """The held-out images by a fixed rule: the last `count` image names by file name, as
-    CelebA's own partition holds out its last images. Returns them as a set."""
-    if count < 0:
-        raise ValueError(f"the held-out count must be >= 0, got {count}")
-    ordered = sorted(names, key=lambda name: (Path(name).name, name))
-    return set(ordered[len(ordered) - min(count, len(ordered)):])

@@ -9,6 +9,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
+# Pinned (TensorFlow's default picks per device), so a seed gives the same faces on every device.
+RANDOM_ALGORITHM = "philox"
+
 
 def _seed(seed):
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5EED, tf.int64)])
@@ -24,10 +27,21 @@ def sample(n, latent_dim, seed, truncation=None):
     if truncation is not None and not truncation > 0:
         raise ValueError(f"truncation must be positive, got {truncation}")
     if truncation is None:
-        return tf.random.stateless_normal(shape, seed=_seed(seed))
+        return tf.random.stateless_normal(shape, seed=_seed(seed), alg=RANDOM_ALGORITHM)
     edge = 0.5 * math.erfc(truncation / math.sqrt(2))  # P(z < -psi)
-    uniform = tf.random.stateless_uniform(shape, seed=_seed(seed), minval=edge, maxval=1.0 - edge)
+    uniform = tf.random.stateless_uniform(shape, seed=_seed(seed), minval=edge, maxval=1.0 - edge,
+                                            alg=RANDOM_ALGORITHM)
     return tf.math.ndtri(uniform)
+
+
+def from_seeds(seeds, latent_dim, truncation=None):
+    """One latent vector per seed, each the face `generate.py --n 1 --seed SEED` makes."""
+    return np.concatenate([sample(1, latent_dim, seed, truncation).numpy() for seed in seeds])
+
+
+def walk(seeds, steps, latent_dim, truncation=None, method="slerp"):
+    """The walk `generate.py interpolate --seeds ... --steps N` shows: from each seed's face to the next."""
+    return interpolate(from_seeds(seeds, latent_dim, truncation), steps, method)
 
 
 def interpolate(points, steps, method="slerp"):
@@ -54,6 +68,11 @@ def _segment(a, b, t, method):
     if omega < 1e-6:  # (anti)parallel to numerical precision: the line is the arc
         return (1 - t) * a + t * b
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def moved(z, directions, strengths):
+    """z moved `strength` units along each named unit direction (one per attribute: latent editing)."""
+    return z + sum(strength * directions[name] for name, strength in strengths.items())
 
 
 def query_points(latent_dim, vector=None):

@@ -15,7 +15,7 @@ from dcgan_tf.config import preset
 from dcgan_tf.data import load_images
 from dcgan_tf.editing import (Directions, edit_points, expected_attributes, fit_boundary, fit_directions,
                               logistic_regression, parse_expression, vector_arithmetic)
-from dcgan_tf.export import model_dir
+from dcgan_tf.export import load_directions, model_dir
 from dcgan_tf.generation import FaceGenerator
 from dcgan_tf.models import build_generator
 
@@ -56,8 +56,10 @@ def test_classifier_never_trains_on_the_held_out_images(labelled_folder, tmp_pat
     printed = capsys.readouterr().out
     all_images, _ = load_images(str(folder), 16, progress=False)
     np.testing.assert_array_equal(trained[0], all_images[:30])  # 000031-000040 are held out, 36-40 unlabelled
-    assert "35 have a row in" in printed and "5 without one are left out" in printed
-    assert "the last 10 images by file name (000031.png to 000040.png), 5 of them labelled" in printed
+    assert "30 have a row in" in printed and "10 images loaded of 40 found (holdout part)" in printed
+    assert "5 have a row in" in printed and "5 without one are left out" in printed
+    assert ("the last 10 images by file name (000031.png to 000040.png); the classifier is scored on the 5 of "
+            "them with labels") in printed
     scores = json.loads(report.read_text())
     assert (scores["train_images"], scores["held_out_images"]) == (30, 5)
     assert [s["name"] for s in scores["scores"]] == list(NAMES)
@@ -73,7 +75,7 @@ def test_classifier_errors_are_one_line(labelled_folder, tmp_path, capsys):
     bad.write_text(attrs.read_text().replace("000002.jpg", "000001.jpg"))
     for argv, expected in [
         (["--attrs", str(bad)], f"{bad} line 4: 000001.jpg already has a row (line 3)"),
-        (["--attrs", str(attrs), "--holdout", "100"], "all 35 labelled images are among the 100 held out"),
+        (["--attrs", str(attrs), "--holdout", "40"], "--holdout 40 leaves no training images of the 40 found"),
     ]:
         with pytest.raises(SystemExit) as exit_info:
             attributes.main(["train", "--data", str(folder), "--image-size", "16", "--out",
@@ -125,7 +127,7 @@ def pixel_meter(path):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
+def edit_model(tmp_path_factory):
     """A tiny generator with a classifier of known response and directions fitted for it."""
     root = tmp_path_factory.mktemp("tiny")
     (root / "model").mkdir()
@@ -137,23 +139,35 @@ def tiny_model(tmp_path_factory):
     return export, root / "classifier.keras", generator, meter
 
 
-def test_directions_are_stored_beside_the_model_and_scores_rise(tiny_model, capsys):
-    export, _, generator, meter = tiny_model
+def test_directions_are_stored_beside_the_model_and_scores_rise(edit_model, capsys):
+    export, _, generator, meter = edit_model
     with np.load(export.parent / "directions.npz", allow_pickle=False) as archive:
         assert set(NAMES) <= set(archive.files)
         assert all(np.linalg.norm(archive[name]) == pytest.approx(1, abs=1e-5) for name in NAMES)
         meta = json.loads(str(archive["meta"]))
     assert meta["attributes"] == list(NAMES) and meta["samples"] == 400 and meta["latent_dim"] == 16
-    directions = Directions.load(export.parent / "directions.npz")
+    directions = Directions.load(export.parent / "directions.npz", 16)
     z = latent.sample(50, 16, seed=9).numpy()
     for i, name in enumerate(NAMES):
         logits = meter.logits(generator(edit_points(z, directions.vector(name), [-3, 0, 3])))[:, i]
         assert np.all(np.diff(logits.reshape(50, 3).mean(axis=0)) > 0), name
 
 
-def test_keep_projects_the_other_direction_out(tiny_model):
-    export, _, _, _ = tiny_model
-    directions = Directions.load(export.parent / "directions.npz")
+def test_the_explorer_reads_fitted_and_hand_made_directions(edit_model, tmp_path, capsys):
+    model, _, generator, _ = edit_model
+    fitted = load_directions(model, 16)
+    assert list(fitted) == list(NAMES)  # meta and probe_images are not directions
+    np.testing.assert_allclose(fitted["Smiling"], Directions.load(model.parent / "directions.npz", 16).vector("Smiling"))
+    hand_made = tmp_path / "hand_made.npz"
+    np.savez(hand_made, Smiling=np.arange(16.0) - 7.5)  # no meta, no probe: nothing to check it against
+    generate.main([str(model), "edit", "--attr", "Smiling", "--directions", str(hand_made), "--out",
+                   str(tmp_path / "edit.png")])
+    assert np.asarray(Image.open(tmp_path / "edit.png")).shape == (20, 7 * 18 + 2, 3)
+
+
+def test_keep_projects_the_other_direction_out(edit_model):
+    export, _, _, _ = edit_model
+    directions = Directions.load(export.parent / "directions.npz", 16)
     kept = directions.vector("Bright", keep=["Reddish", "Smiling"])
     assert np.linalg.norm(kept) == pytest.approx(1, abs=1e-5)
     assert abs(kept @ directions.vector("Reddish")) < 1e-5 and abs(kept @ directions.vector("Smiling")) < 1e-5
@@ -162,8 +176,8 @@ def test_keep_projects_the_other_direction_out(tiny_model):
         directions.vector("Smile")
 
 
-def test_edit_writes_a_strip_through_the_unedited_face(tiny_model, tmp_path, capsys):
-    export, classifier_file, generator, _ = tiny_model
+def test_edit_writes_a_strip_through_the_unedited_face(edit_model, tmp_path, capsys):
+    export, classifier_file, generator, _ = edit_model
     out = tmp_path / "edit.png"
     generate.main([str(export), "edit", "--attr", "Smiling", "--seed", "5", "--strength", "-3:3", "--steps", "7",
                    "--keep", "Bright", "--classifier", str(classifier_file), "--out", str(out)])
@@ -179,8 +193,8 @@ def test_edit_writes_a_strip_through_the_unedited_face(tiny_model, tmp_path, cap
     assert np.asarray(Image.open(out)).shape == (2 * 18 + 2, 7 * 18 + 2, 3)
 
 
-def test_directions_of_another_generator_are_refused(tiny_model, tmp_path):
-    export, classifier_file, _, meter = tiny_model
+def test_directions_of_another_generator_are_refused(edit_model, tmp_path):
+    export, classifier_file, _, meter = edit_model
     other = linear_generator(tmp_path / "other.keras", seed=1)
     with pytest.raises(SystemExit) as exit_info:
         generate.main([str(other), "edit", "--attr", "Smiling", "--directions", str(export.parent / "directions.npz"),
@@ -192,8 +206,8 @@ def test_directions_of_another_generator_are_refused(tiny_model, tmp_path):
     assert not (tmp_path / "edit.png").exists()
 
 
-def test_arithmetic_averages_the_most_confident_exemplars(tiny_model, tmp_path, capsys):
-    export, classifier_file, generator, meter = tiny_model
+def test_arithmetic_averages_the_most_confident_exemplars(edit_model, tmp_path, capsys):
+    export, classifier_file, generator, meter = edit_model
     terms = ["Smiling,!Bright", "-", "!Smiling,!Bright", "+", "!Smiling,Bright"]
     expression = parse_expression(terms)
     assert expected_attributes(expression) == {"Smiling": 1, "Bright": 1}

@@ -37,7 +37,7 @@ def test_run_writes_grids_curves_checkpoint_and_export(trained_run):
     assert grid.shape == (8 * 18 + 2, 8 * 18 + 2, 3) and grid.std() > 0  # 64 tiles of 16 px, 2 px padding
     assert np.asarray(Image.open(run / "real_batch.png")).shape == (2 * 18 + 2, 10 * 18 + 2, 3)
     with open(run / "history.csv") as f:
-        assert next(csv.reader(f)) == ["epoch", "d_loss", "fake_prob", "g_loss", "real_prob"]
+        assert next(csv.reader(f)) == ["epoch", "d_fake", "d_loss", "d_real", "g_loss"]
     with open(run / "steps.csv") as f:
         steps = list(csv.DictReader(f))
     assert [int(row["step"]) for row in steps] == [1, 2, 3, 4]
