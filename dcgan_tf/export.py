@@ -6,11 +6,9 @@ no dcgan_tf to run, the Keras generator (generator.keras) and the training confi
 - signature `sample`: num int32, seed int64 scalars -> images uint8, the same for the same seed.
 """
 
-import re
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from . import latent
@@ -18,8 +16,7 @@ from .config import CONFIG_FILE, Config
 from .files import written_atomically
 
 GENERATOR_FILE = "generator.keras"
-DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator
-ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # CelebA's names: Smiling, 5_o_Clock_Shadow
+DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
 
 
 def _check_replaceable(out_dir):
@@ -89,6 +86,13 @@ def export_name(path):
     return run.stem if run.suffix == ".keras" else run.name
 
 
+def model_dir(path):
+    """The folder a model's companion files (directions.npz) live in: a checkpoint's run, the
+    directory of a run, an export or a SavedModel, or the folder of a .keras file."""
+    run, _ = _run_and_checkpoint(Path(path))
+    return run if run.is_dir() else run.parent
+
+
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
@@ -126,21 +130,11 @@ def _check_is_generator(model, path):
 
 
 def load_directions(path, latent_dim):
-    """Attribute name -> unit latent direction, from directions.npz in the run or export directory
-    of `path` (or beside its .keras file); {} when there is none."""
-    run, _ = _run_and_checkpoint(Path(path))
-    file = (run if run.is_dir() else run.parent) / DIRECTIONS_FILE
+    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
+    (model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
+    from .editing import Directions
+    file = model_dir(path) / DIRECTIONS_FILE
     if not file.is_file():
         return {}
-    try:
-        with np.load(file, allow_pickle=False) as arrays:
-            directions = {name: np.asarray(arrays[name], np.float64).reshape(-1) for name in arrays.files}
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{file}: not a readable .npz of directions ({error})") from None
-    for name, direction in directions.items():
-        if not ATTRIBUTE_NAME.fullmatch(name):
-            raise ValueError(f"{file}: attribute name {name!r} must be letters, digits and _ (at most 64)")
-        if direction.size != latent_dim or not np.isfinite(direction).all() or not direction.any():
-            raise ValueError(f"{file}: direction {name!r} must be {latent_dim} finite values, not all 0 "
-                             f"(the model's latent size), got {direction.size}")
-    return {name: (d / np.linalg.norm(d)).astype(np.float32) for name, d in directions.items()}
+    directions = Directions.load(file, latent_dim)
+    return dict(zip(directions.names, directions.vectors))

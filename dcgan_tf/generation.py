@@ -63,6 +63,10 @@ class FaceGenerator:
         for z_batch in in_batches(z, batch_size, progress):
             yield self(z_batch)
 
+    def all(self, z, batch_size=256, progress=False):
+        """All the images of z in one array, made batch by batch."""
+        return np.concatenate(list(self.batches(z, batch_size, progress)))
+
 
 FACE_FILE = re.compile(r"face_\d+\.png")
 
@@ -99,7 +103,7 @@ def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None
 
 def write_walk(generator, z, out_png, out_gif, frame_ms=80, rows=None):
     """A latent walk as a PNG grid and an animated GIF that plays it forth and back."""
-    frames = np.concatenate(list(generator.batches(z)))
+    frames = generator.all(z)
     pictures = [Image.fromarray(frame) for frame in np.concatenate([frames, frames[-2:0:-1]])]
     with written_atomically(out_png, out_gif) as (png, gif):
         Image.fromarray(make_grid(frames, rows)).save(png, format="PNG")
