@@ -82,6 +82,10 @@ class Config:
     on_nan: str = "rollback"
 
     def __post_init__(self):
+        # The names come from the modules that define them (imported here: they import TensorFlow).
+        from .distribute import STRATEGIES
+        from .losses import LOSSES
+        from .penalties import PENALTIES
         for name in ("g_mult", "d_mult"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {
@@ -98,11 +102,10 @@ class Config:
                 self.gp == "none" or self.d_norm != "batch"),
             "eval_every must be >= 0 and eval_n >= 4": self.eval_every >= 0 and self.eval_n >= 4,
             "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
-            "loss must be bce, hinge, lsgan or wgan": self.loss in ("bce", "hinge", "lsgan", "wgan"),
-            "gp must be none, wgan-gp or r1": self.gp in ("none", "wgan-gp", "r1"),
+            f"loss must be one of {', '.join(LOSSES)}": self.loss in LOSSES,
+            f"gp must be one of {', '.join(PENALTIES)}": self.gp in PENALTIES,
             "n_critic must be >= 1 and ema in [0, 1)": self.n_critic >= 1 and 0 <= self.ema < 1,
-            "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
-                "auto", "default", "mirrored", "multiworker", "tpu"),
+            f"strategy must be one of {', '.join(STRATEGIES)}": self.strategy in STRATEGIES,
         }
         errors = [message for message, ok in checks.items() if not ok]
         if errors:

@@ -90,7 +90,7 @@ def test_one_sided_label_smoothing():
 
 
 def test_unknown_loss_is_rejected():
-    with pytest.raises(ValueError, match="loss must be bce, hinge, lsgan or wgan"):
+    with pytest.raises(ValueError, match="loss must be one of bce, hinge, lsgan, wgan"):
         build_gan(preset("tiny", loss="wasserstein"))
 
 
