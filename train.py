@@ -15,7 +15,8 @@ from dcgan_tf.config import PRESETS, Config, preset
 
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", choices=PRESETS, default="keras64", help="architecture and defaults")
+    parser.add_argument("--preset", choices=PRESETS, help="architecture and defaults (default keras64; "
+                        "a resumed run keeps its own)")
     parser.add_argument("--out", type=Path, help="run directory (default runs/PRESET-DATA)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--export-dir", type=Path, default=Path("saved_models"),
@@ -31,10 +32,14 @@ def run_config(args):
     """The run's Config from the flags (and, with --resume, the run's config.json)."""
     overrides = config_overrides(args)
     if not args.resume:
-        return preset(args.preset, **overrides)
+        return preset(args.preset or "keras64", **overrides)
     if args.out is None:
         raise ValueError("--resume needs --out RUN_DIR")
-    return Config.load(args.out).replace(**overrides)
+    cfg = Config.load(args.out)
+    if args.preset not in (None, cfg.preset):
+        raise ValueError(f"--resume continues {args.out} with its own preset {cfg.preset}; "
+                         f"drop --preset {args.preset}, or start a new run with another --out")
+    return cfg.replace(**overrides)
 
 
 def fail(error):
@@ -53,12 +58,12 @@ def main(argv=None):
 
 def run(args):
     try:
-        cfg = None if args.export is not None else run_config(args)  # before TensorFlow loads: fails at once
+        cfg = None if args.export is not None else run_config(args)  # a bad flag or config.json fails first
     except (ValueError, OSError) as error:
         fail(error)
     from dcgan_tf.checkpoints import CheckpointError
     from dcgan_tf.inception import WeightsError
-    from dcgan_tf.training import TrainingStopped, default_run_name, train  # imports TensorFlow
+    from dcgan_tf.training import TrainingStopped, default_run_name, train
 
     try:
         if args.export is not None:

@@ -7,15 +7,24 @@ images does not let D memorise them. Written for images in [-1, 1], NHWC.
 
 import tensorflow as tf
 
+from .distribute import replica_rows
+from .latent import RANDOM_ALGORITHM
+
+
+def _draw(shape, seed, low, high, dtype=tf.float32):
+    """Per-image random values, drawn for the global batch (see distribute.replica_rows)."""
+    return replica_rows(lambda n: tf.random.stateless_uniform([n, *shape[1:]], seed=seed, minval=low, maxval=high,
+                                                              dtype=dtype, alg=RANDOM_ALGORITHM), shape[0])
+
 
 def _uniform(batch, seed, low=0.0, high=1.0):
-    return tf.random.stateless_uniform([batch, 1, 1, 1], seed=seed, minval=low, maxval=high)
+    return _draw([batch, 1, 1, 1], seed, low, high)
 
 
 def color(x, seed):
     """Random brightness, saturation and contrast per image."""
     batch = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
+    seeds = tf.random.experimental.stateless_split(seed, 3, alg=RANDOM_ALGORITHM)
     x = x + (_uniform(batch, seeds[0]) - 0.5)
     mean = tf.reduce_mean(x, axis=3, keepdims=True)
     x = (x - mean) * _uniform(batch, seeds[1], 0.0, 2.0) + mean
@@ -27,8 +36,7 @@ def translation(x, seed, ratio=0.125):
     """Shift each image by up to ratio of its size, filling with zeros (mid-grey)."""
     batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     max_shift = tf.cast(tf.cast(height, tf.float32) * ratio + 0.5, tf.int32)
-    shifts = tf.random.stateless_uniform([batch, 2], seed=seed, minval=-max_shift, maxval=max_shift + 1,
-                                         dtype=tf.int32)
+    shifts = _draw([batch, 2], seed, -max_shift, max_shift + 1, tf.int32)
     rows = tf.range(height)[None, :] - shifts[:, :1]  # [batch, height]: source row of each output row
     cols = tf.range(width)[None, :] - shifts[:, 1:]
     valid = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
@@ -41,7 +49,7 @@ def cutout(x, seed, ratio=0.5):
     """Zero a random square of half the image size in each image."""
     batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     size = tf.cast(tf.cast(height, tf.float32) * ratio + 0.5, tf.int32)
-    centres = tf.random.stateless_uniform([batch, 2], seed=seed, maxval=height + (1 - size % 2), dtype=tf.int32)
+    centres = _draw([batch, 2], seed, 0, height + (1 - size % 2), tf.int32)
     rows = tf.range(height)[None, :] - centres[:, :1] + size // 2
     cols = tf.range(width)[None, :] - centres[:, 1:] + size // 2
     inside = ((rows >= 0) & (rows < size))[:, :, None] & ((cols >= 0) & (cols < size))[:, None, :]
@@ -63,5 +71,5 @@ def parse(spec):
 def diff_augment(x, names, seed):
     """Apply the named augmentations in order, each with its own stateless seed."""
     for index, name in enumerate(names):
-        x = AUGMENTATIONS[name](x, tf.random.experimental.stateless_fold_in(seed, index))
+        x = AUGMENTATIONS[name](x, tf.random.experimental.stateless_fold_in(seed, index, alg=RANDOM_ALGORITHM))
     return x

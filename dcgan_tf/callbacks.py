@@ -11,7 +11,7 @@ from . import latent
 from .files import written_atomically
 from .images import save_grid
 
-LOSS_KEYS = ("d_loss", "g_loss", "real_prob", "fake_prob")
+LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 
 def finite(logs):
@@ -36,13 +36,13 @@ class NanGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if not finite(logs):
-            self._stop(f"a loss became NaN/Inf at step {self.model.train_steps()}")
+            self._stop(f"a loss became NaN/Inf at step {self.model.step_count()}")
 
     def on_epoch_end(self, epoch, logs=None):
         if self.problem is None:
             bad = [w.path for w in self.model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
             if bad:
-                self._stop(f"weights became NaN/Inf by step {self.model.train_steps()} ({', '.join(bad[:3])})")
+                self._stop(f"weights became NaN/Inf by step {self.model.step_count()} ({', '.join(bad[:3])})")
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -61,7 +61,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs):
             return
-        images = latent.to_uint8(self.model.sampling_generator()(self.z, training=False)).numpy()
+        images = latent.to_uint8(self.model.sampling_generator(self.z, training=False)).numpy()
         path = save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
         if self.writer is not None:
             import tensorflow as tf
@@ -88,14 +88,15 @@ class LossCurves(keras.callbacks.Callback):
     steps_per_execution > 1, where batch callbacks fire every N steps).
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, loss="bce"):
         super().__init__()
+        self.loss = loss
         self.csv_path = Path(run_dir) / "steps.csv"
         self.plot_path = Path(run_dir) / "losses.png"
         self.rows, self.step = [], None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.train_steps()
+        self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.step_count()
 
     def on_train_batch_end(self, batch, logs=None):
         means = np.array([float(logs[k]) for k in LOSS_KEYS])
@@ -103,17 +104,17 @@ class LossCurves(keras.callbacks.Callback):
         previous = self.means if self.means is not None else np.zeros_like(means)
         values = (means * count - previous * self.seen) / (count - self.seen)
         self.seen, self.means = count, means
-        self.step = self.model.train_steps()
+        self.step = self.model.step_count()
         self.rows.append([self.step, self.epoch, *values])
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
-        plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"))
+        plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"), self.loss)
 
     def _catch_up(self):
         """Record the steps trained since the last batch callback, from the metrics' running means:
         Ctrl-C or SIGTERM lands when a step returns to Python, before that step's callbacks."""
-        missed = self.model.train_steps() - self.step if self.step is not None else 0
+        missed = self.model.step_count() - self.step if self.step is not None else 0
         if missed > 0:
             self.on_train_batch_end(self.seen + missed - 1, {m.name: m.result() for m in self.model.metrics})
 
@@ -140,7 +141,9 @@ def _evaluations(history_path):
     return [np.array([float(r[k]) for r in rows]) for k in ("epoch", "fid", "kid")]
 
 
-def plot_losses(csv_path, plot_path, history_path=None):
+def plot_losses(csv_path, plot_path, history_path=None, loss="bce"):
+    """The loss curves and mean D outputs (probabilities for bce, raw scores otherwise) per step,
+    with FID and KID below when the history has them."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -164,11 +167,12 @@ def plot_losses(csv_path, plot_path, history_path=None):
         top.plot(data["step"], data[key], label=label, linewidth=0.8)
     top.set_ylabel("loss")
     top.legend()
-    for key, label in (("real_prob", "D(x), real"), ("fake_prob", "D(G(z)), fake")):
+    for key, label in (("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")):
         bottom.plot(data["step"], data[key], label=label, linewidth=0.8)
-    bottom.set_ylim(0, 1)
+    if loss == "bce":
+        bottom.set_ylim(0, 1)
     bottom.set_xlabel("step")
-    bottom.set_ylabel("mean D output")
+    bottom.set_ylabel("mean D probability" if loss == "bce" else f"mean D score ({loss})")
     bottom.legend()
     fig.tight_layout()
     fig.savefig(plot_path, dpi=100)
@@ -185,6 +189,18 @@ class EpochHistory(keras.callbacks.CSVLogger):
     def __init__(self, filename, append=False, extra_keys=()):
         super().__init__(filename, append=append)
         self.extra_keys = set(extra_keys)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.keys = self._existing_columns()  # rows appended to a resumed run keep its columns
+
+    def _existing_columns(self):
+        path = Path(self.filename)
+        if not self.append or not path.is_file():
+            return None
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        return header[1:] if header else None
 
     def on_epoch_end(self, epoch, logs=None):
         if self.keys is None:
@@ -217,26 +233,32 @@ def trim_logs(run_dir, epoch, step):
 
 
 class Evaluation(keras.callbacks.Callback):
-    """Every `every` epochs, FID and KID of the faces of one fixed latent batch against the
-    first training images (added to the epoch's logs: history.csv and the plot); calls
-    on_best(epoch, fid) when the FID improves."""
+    """Every `every` epochs, FID and KID of the faces of one fixed latent batch against
+    `real_images` (added to the epoch's logs: history.csv and the plot); calls
+    on_best(epoch, fid) when the FID improves. With `floor_images` (as many training images,
+    when real_images are held out) it also logs fid_floor, the real-vs-real FID at that n."""
 
-    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf):
+    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf, floor_images=None):
         super().__init__()
         self.real_images, self.every, self.on_best, self.best_fid = real_images, every, on_best, best_fid
+        self.floor_images = floor_images
         self.z = latent.sample(len(real_images), latent_dim, seed)
-        self.real_features = None
+        self.real_features, self.floor = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every or not finite(logs):
             return
-        from . import evaluate, inception
+        from . import evaluate, inception, metrics
         from .generation import FaceGenerator
         if self.real_features is None:
             self.real_features = inception.features(self.real_images)
-        fakes = FaceGenerator.from_keras(self.model.sampling_generator()).batches(self.z, batch_size=100)
+            if self.floor_images is not None:
+                self.floor = metrics.fid(inception.features(self.floor_images), self.real_features)
+        fakes = FaceGenerator.from_keras(self.model.sampling_generator).batches(self.z, batch_size=100)
         scores = evaluate.score(self.real_features, fakes)
         logs["fid"], logs["kid"] = scores["fid"], scores["kid"]
+        if self.floor is not None:
+            logs["fid_floor"] = self.floor
         if logs["fid"] < self.best_fid:
             self.best_fid = logs["fid"]
             self.on_best(epoch + 1, logs["fid"])

@@ -1,5 +1,9 @@
 """Training checkpoints: the GAN, both optimizers and the epoch counter.
 
+The generator that samples are made with (the EMA copy, or G itself without EMA) is also
+saved under its own name, `generator`, so load_sampling_generator reads it back into a
+bare generator without building the training GAN and its optimizers.
+
 Checkpoints are numbered by training step (ckpt-<step>), so an epoch-end checkpoint and
 one written on Ctrl-C in the middle of an epoch never share a name.
 
@@ -31,7 +35,8 @@ class TrainingCheckpoint:
         self.gan = gan
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(
-            gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, epoch=self.epoch)
+            gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, epoch=self.epoch,
+            generator=gan.sampling_generator)
         self.directory = Path(run_dir) / CHECKPOINT_DIR
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
 
@@ -43,7 +48,7 @@ class TrainingCheckpoint:
         """Save the state after `epoch` complete epochs; returns the checkpoint's path."""
         self._check_free_space()
         self.epoch.assign(epoch)
-        step = self.gan.train_steps()
+        step = self.gan.step_count()
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as error:
@@ -61,20 +66,12 @@ class TrainingCheckpoint:
     def checkpoint_variables(self):
         return [*self.gan.weights, *self.gan.d_optimizer.variables, *self.gan.g_optimizer.variables]
 
-    def restore(self, path=None, generator_only=False):
+    def restore(self, path=None):
         """Restore the latest (or a given) checkpoint; returns the epochs completed when it was saved."""
         path = path or self.latest
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        try:
-            status = self.checkpoint.restore(path)
-            if generator_only:
-                status.expect_partial()
-            else:
-                status.assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as error:
-            raise ValueError(f"checkpoint {path} does not match this model's config "
-                             f"(was the architecture changed?): {str(error).splitlines()[0]}") from None
+        _restore_all(self.checkpoint, path)
         return int(self.epoch.numpy())
 
 
@@ -88,6 +85,27 @@ def checkpoint_prefixes(run_dir):
         names.update(Path(path).name for path in state.all_model_checkpoint_paths)
     numbered = [name for name in names if re.fullmatch(r"ckpt-\d+", name)]
     return [str(directory / name) for name in sorted(numbered, key=lambda name: int(name[5:]), reverse=True)]
+
+
+def _restore_all(checkpoint, path):
+    """Restore every variable of `checkpoint`'s objects from path, or raise: a partial restore
+    would leave some weights at their initial values without a word."""
+    try:
+        status = checkpoint.restore(path)
+        status.assert_existing_objects_matched()
+        status.expect_partial()  # the checkpoint may hold more (the optimizers, when reading G alone)
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"checkpoint {path} does not match this model's config "
+                         f"(was the architecture, --ema or a stabiliser changed?): {str(error).splitlines()[0]}") from None
+
+
+def load_sampling_generator(cfg, path):
+    """The generator saved in checkpoint `path` for sampling (the EMA weights with --ema),
+    built from cfg alone: no discriminator, optimizers or losses."""
+    from .models import build_generator
+    generator = build_generator(cfg)
+    _restore_all(tf.train.Checkpoint(generator=generator), path)
+    return generator
 
 
 def has_checkpoint(run_dir):

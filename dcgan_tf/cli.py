@@ -9,7 +9,8 @@ import signal
 from .config import Config
 
 HELP = {
-    "data": "builtin[:N], an image directory, a .zip of images or a .npy/.npz array",
+    "data": ("builtin[:N], celeba (after python -m dcgan_tf.download celeba), an image directory, "
+             "a .zip of images or a .npy/.npz array"),
     "crop": "auto, celeba, center, center:N, box:L,T,R,B or none",
     "limit": "train on the first N images only (0: all)",
     "conv_dim": "width multiplier of both networks",
@@ -19,9 +20,11 @@ HELP = {
     "on_nan": "on a NaN/Inf loss: rollback (to the last checkpoint, halving the learning rates once) or stop",
     "strict": "true: an unreadable image is an error instead of being skipped",
     "eval_every": "every N epochs, FID and KID of --eval-n faces, logged; keeps runs/NAME/best (0: off)",
-    "eval_n": "faces (and training images) scored by --eval-every",
+    "eval_n": "faces (and real images: held-out ones with --holdout, else training ones) scored by --eval-every",
+    "holdout": "hold out the last N images (by file name) from training; evaluation scores against them",
+    "d_norm": "D's normalisation: batch, layer or none (a gradient penalty needs layer or none)",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
-    "fused_batchnorm": "TensorFlow's fused BatchNorm kernel on one replica (default true; 1.33x vs 1.20x the keras.io step)",
+    "fused_batchnorm": "TensorFlow's fused BatchNorm kernel on one replica (default true; README \"Performance\")",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag
 

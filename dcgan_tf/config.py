@@ -15,7 +15,7 @@ class Config:
     """Everything a run needs; saved as JSON in each run directory and exported model.
 
     Layer widths are `conv_dim` times a multiplier, so one flag scales a whole
-    architecture (the width experiments of the seed projects).
+    architecture (width experiments).
     """
 
     preset: str = "keras64"
@@ -47,13 +47,16 @@ class Config:
     gp_weight: float = 10.0
     n_critic: int = 1  # D updates per G update (5 for WGAN-GP)
     spectral_norm: bool = False  # spectral normalisation of D's layers
+    # D's normalisation after its 2nd and later convolutions: batch (the DCGAN paper), layer or none.
+    # A gradient penalty needs a per-sample critic, so not batch (dcgan_tf.penalties).
+    d_norm: str = "batch"
     diffaugment: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
     ema: float = 0.999  # decay of the generator's weight average used for samples and export (0: off)
     epochs: int = 10
     seed: int = 0
     # Speed.
-    # XLA: "auto" lets Keras decide (on for GPUs; off on CPU, where XLA measured 8x slower
-    # than oneDNN for dcgan32 on a 2-core machine), or "on" / "off".
+    # XLA: "auto" lets Keras decide (on for GPUs, off on CPU, where it is slower than
+    # oneDNN: README "Performance"), or "on" / "off".
     jit_compile: str = "auto"
     steps_per_execution: int = 1
     reuse_fake: bool = True  # G update reuses the D step's fake batch (one G forward less)
@@ -64,6 +67,9 @@ class Config:
     data: str = "builtin"
     crop: str = "auto"
     limit: int = 0  # 0 means all images
+    # The last `holdout` images by file name (array order for arrays) are never trained on:
+    # evaluation scores against them (dcgan_tf.split).
+    holdout: int = 0
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
     # Outputs.
     sample_count: int = 64
@@ -77,6 +83,10 @@ class Config:
 
     def __post_init__(self):
         self._check_types()
+        # The names come from the modules that define them (imported here: they import TensorFlow).
+        from .distribute import STRATEGIES
+        from .losses import LOSSES
+        from .penalties import PENALTIES
         for name in ("g_mult", "d_mult"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {
@@ -88,14 +98,16 @@ class Config:
             "label_smoothing must be in [0, 0.5)": 0 <= self.label_smoothing < 0.5,
             "batch_size, epochs, latent_dim and conv_dim must be positive": min(
                 self.batch_size, self.epochs, self.latent_dim, self.conv_dim) > 0,
-            "limit must be >= 0": self.limit >= 0,
+            "limit and holdout must be >= 0": self.limit >= 0 and self.holdout >= 0,
+            "d_norm must be batch, layer or none": self.d_norm in ("batch", "layer", "none"),
+            "a gradient penalty (gp) needs a per-sample critic: set d_norm to layer or none, not batch": (
+                self.gp == "none" or self.d_norm != "batch"),
             "eval_every must be >= 0 and eval_n >= 4": self.eval_every >= 0 and self.eval_n >= 4,
             "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
-            "loss must be bce, hinge, lsgan or wgan": self.loss in ("bce", "hinge", "lsgan", "wgan"),
-            "gp must be none, wgan-gp or r1": self.gp in ("none", "wgan-gp", "r1"),
+            f"loss must be one of {', '.join(LOSSES)}": self.loss in LOSSES,
+            f"gp must be one of {', '.join(PENALTIES)}": self.gp in PENALTIES,
             "n_critic must be >= 1 and ema in [0, 1)": self.n_critic >= 1 and 0 <= self.ema < 1,
-            "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
-                "auto", "default", "mirrored", "multiworker", "tpu"),
+            f"strategy must be one of {', '.join(STRATEGIES)}": self.strategy in STRATEGIES,
             "mixed_precision must be float32, mixed_float16 or mixed_bfloat16": self.mixed_precision in (
                 "float32", "mixed_float16", "mixed_bfloat16"),
             "lr must be > 0 and d_lr >= 0 (0: the same as lr)": self.lr > 0 and self.d_lr >= 0,
@@ -183,7 +195,7 @@ def _is_int(value):
 PRESETS = {
     # The design card; the keras.io "DCGAN to generate face images" architecture.
     "keras64": Config(),
-    # The Udacity face-generation project (seeds 000/003/004): 32x32, conv_dim width, latent 100.
+    # The Udacity face-generation project's model: 32x32, conv_dim width, latent 100.
     "dcgan32": Config(
         preset="dcgan32", image_size=32, latent_dim=100, g_start=2, g_dense_mult=8, g_mult=(4, 2, 1),
         g_dense_norm=True, g_activation="relu", g_out="deconv", d_mult=(1, 2, 4, 8), d_dropout=0.0,

@@ -2,6 +2,7 @@
 
 Sources (the `data` config field):
 - "builtin" or "builtin:N": the procedural faces of dcgan_tf.faces (N images, default 2,000);
+- "celeba": img_align_celeba.zip as `python -m dcgan_tf.download celeba` put it;
 - a directory of images, searched recursively (.jpg .jpeg .png .bmp);
 - a .zip of images, read as it is (e.g. img_align_celeba.zip as downloaded);
 - a .npy / .npz array [N, H, W, C] (uint8, or floats in [0, 1] or [-1, 1]).
@@ -32,6 +33,7 @@ import tensorflow as tf
 from PIL import Image
 
 from . import memory
+from .download import resolve_dataset_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_FILE_BYTES = 256 * 2**20  # one image file or zip member
@@ -39,7 +41,7 @@ MAX_PIXELS = 2**26  # 67 megapixels, e.g. 8192x8192
 # Pillow warns on opening images over its own limit; those are refused below before decoding.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 BUILTIN_SIZE = 2000
-# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face (seed 002).
+# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face.
 CELEBA_FRAME = (178, 218)
 CELEBA_FACE_BOX = (30, 55, 150, 175)
 
@@ -54,9 +56,17 @@ class LoadReport:
     found: int
     loaded: int
     skipped: list = field(default_factory=list)  # (name, reason)
+    part: str = "all"  # which part of a held-out split was read (see split_part)
+    names: list = None  # file names of the loaded images (image folders and zips)
+    labels: str = ""  # the attribute file matched to them (dcgan_tf.labels)
+    unlabelled: int = 0  # loaded images without a row in it, left out
 
     def summary(self):
-        lines = [f"{self.source}: {self.loaded} images loaded of {self.found} found"]
+        part = "" if self.part == "all" else f" ({self.part} part)"
+        lines = [f"{self.source}: {self.loaded} images loaded of {self.found} found{part}"]
+        if self.labels:
+            lines.append(f"{self.loaded - self.unlabelled} have a row in {self.labels}; "
+                         f"{self.unlabelled} without one are left out")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
             lines += [f"  {name}: {reason}" for name, reason in self.skipped[:20]]
@@ -214,7 +224,8 @@ def check_fits(count, size, source, extra=0):
 
 
 def _decode_all(names, read, size, crop, progress, source):
-    """Decode in threads (Pillow releases the GIL while decoding); keep order, skip bad files."""
+    """Decode in threads (Pillow releases the GIL while decoding); keep order, skip bad files.
+    Returns (images, their names, skipped (name, reason) pairs)."""
     check_fits(len(names), size, source)
     images = np.empty((len(names), size, size, 3), np.uint8)
     ok = np.zeros(len(names), bool)
@@ -233,7 +244,8 @@ def _decode_all(names, read, size, crop, progress, source):
             if bar is not None and (done % 256 == 0 or done == len(names)):
                 bar.update(done)
     # images[ok] is a copy: only pay for it (2x peak memory) when something was skipped.
-    return (images if ok.all() else images[ok]), sorted(skipped)
+    loaded = [name for name, good in zip(names, ok) if good]
+    return (images if ok.all() else images[ok]), loaded, sorted(skipped)
 
 
 def progress_bar(total):
@@ -299,46 +311,69 @@ def _starts_with(path, magic):
         return f.read(len(magic)) == magic
 
 
-def _builtin_faces(spec, count, size, limit, seed, progress):
+def _builtin_faces(spec, count, size, limit, seed, progress, holdout, part):
     from .faces import render_faces
     if count and not (count.isdigit() and int(count) > 0):
         raise DataError(f"{spec}: the built-in set takes a positive image count, e.g. builtin:2000")
     count = int(count) if count else BUILTIN_SIZE
-    count = min(count, limit) if limit else count
-    check_fits(count, size, spec)
-    bar = progress_bar(count) if progress else None
-    images = render_faces(count, size, seed=seed, on_face=bar and (lambda: bar.add(1)))
-    return images, LoadReport(spec, count, count)
+    indices = split_part(range(count), holdout, part, limit, spec)
+    check_fits(len(indices), size, spec)
+    bar = progress_bar(len(indices)) if progress else None
+    images = render_faces(len(indices), size, seed=seed, on_face=bar and (lambda: bar.add(1)), start=indices.start)
+    return images, LoadReport(spec, count, len(images), part=part)
 
 
-def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False):
+PARTS = ("all", "train", "holdout")
+
+
+def split_part(items, holdout, part="all", limit=0, source="data"):
+    """The items of one part of a held-out split, then the first `limit` of them.
+
+    The split is a fixed rule, as CelebA's own partition is: the last `holdout` items (file
+    names in sorted order, array rows in order) are the held-out part, the rest the training
+    part, so training never sees an image that evaluation scores against.
+    """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    if holdout and holdout >= len(items):
+        raise DataError(f"{source}: --holdout {holdout} leaves no training images of the {len(items)} found")
+    chosen = {"all": items, "train": items[:len(items) - holdout], "holdout": items[len(items) - holdout:]}[part]
+    if part == "holdout" and not holdout:
+        raise DataError(f"{source}: there is no held-out part (the run has --holdout 0)")
+    return chosen[:limit] if limit else chosen
+
+
+def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False, holdout=0, part="all"):
     """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport).
 
+    With holdout > 0, part "train" reads all but the last `holdout` images and "holdout"
+    those (see split_part); `limit` then takes the first images of that part.
     Unreadable images are skipped and listed in the report, or with strict=True are an error.
     """
     crop_fn = parse_crop(crop)
     name, _, arg = spec.partition(":")
     if name == "builtin":
-        return _builtin_faces(spec, arg, size, limit, seed, progress)
+        return _builtin_faces(spec, arg, size, limit, seed, progress, holdout, part)
+    spec = resolve_dataset_path(spec)
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data path does not exist: {spec}")
     if not (path.is_file() or path.is_dir()):  # reading a FIFO or a device would block or never end
         raise DataError(f"{spec} is not a regular file or a folder: give an image folder, a .zip or a .npy/.npz")
     if path.suffix in (".npy", ".npz"):
-        array = _image_stack(_load_array(path), spec)
-        array = array[:limit] if limit else array
-        return _array_images(array, size, crop_fn, spec), LoadReport(spec, len(array), len(array))
+        found = _image_stack(_load_array(path), spec)
+        array = split_part(found, holdout, part, limit, spec)
+        return _array_images(array, size, crop_fn, spec), LoadReport(spec, len(found), len(array), part=part)
     if path.is_file() and not zipfile.is_zipfile(path):
         if path.suffix.lower() == ".zip" or _starts_with(path, b"PK\x03\x04"):
             raise DataError(f"{spec}: a damaged or truncated zip (its table of contents is missing): "
                             "copy or download it again")
         raise DataError(f"{spec}: expected a directory, a .zip, a .npy/.npz or 'builtin'")
-    names, read = _list_files(path)
-    if not names:
+    found, read = _list_files(path)
+    if not found:
         raise DataError(f"{spec}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
-    names = names[:limit] if limit else names
-    images, skipped = _decode_all(names, read, size, crop_fn, progress, spec)
+    names = split_part(found, holdout, part, limit, spec)
+    images, loaded, skipped = _decode_all(names, read, size, crop_fn, progress, spec)
     if len(images) == 0:
         first_name, first_reason = skipped[0]
         raise DataError(f"{spec}: none of the {len(names)} images could be read (e.g. {first_name}: {first_reason})")
@@ -346,7 +381,7 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
         raise DataError(f"{spec}: {len(skipped)} unreadable image(s) and --strict is set: "
                         + "; ".join(f"{name}: {reason}" for name, reason in skipped[:3])
                         + (" ..." if len(skipped) > 3 else ""))
-    return images, LoadReport(spec, len(names), len(images), skipped)
+    return images, LoadReport(spec, len(found), len(images), skipped, part=part, names=loaded)
 
 
 # --- the tf.data pipeline -------------------------------------------------------------

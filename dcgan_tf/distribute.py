@@ -39,6 +39,19 @@ def make_strategy(name="auto", devices=None):
     return tf.distribute.TPUStrategy(resolver)
 
 
+def replica_rows(draw, batch_size):
+    """This replica's batch_size rows of draw(global_batch_size).
+
+    Random values (z, augmentations, penalty mixes) are drawn for the global batch and
+    sliced, as each replica takes its slice of the real batch: replicas draw different
+    values, and N replicas see exactly what one device would for the same global batch.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    replica = tf.distribute.get_replica_context()
+    index = replica.replica_id_in_sync_group if replica is not None else 0
+    return draw(batch_size * replicas)[index * batch_size:(index + 1) * batch_size]
+
+
 def is_chief(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

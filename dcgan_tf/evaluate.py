@@ -1,8 +1,14 @@
 """Score generated faces against real ones: FID and KID on the FID Inception network, and
 the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed).
 
-  python -m dcgan_tf.evaluate --model saved_models/NAME --data img_align_celeba.zip --n 5000
-  python -m dcgan_tf.evaluate --model my_samples/ --data img_align_celeba.zip --image-size 64
+  python -m dcgan_tf.evaluate --model saved_models/NAME --n 1000
+  python -m dcgan_tf.evaluate --model my_samples/ --data img_align_celeba.zip --holdout 1000 --image-size 64
+
+The real images are the held-out part of the model's training data when it has one
+(--holdout, read from the model's config.json unless given), so the score is on faces the
+model never trained on; --against train scores against training images instead, labelled
+as such. Beside a held-out score the real-vs-real floor is reported: the FID and KID of n
+training images against the same n held-out images, the best a model can expect at that n.
 
 --model is a trained model (run directory, checkpoint, export directory, SavedModel or
 .keras file) or a folder of images, so any generator's output, or a second real set, can
@@ -20,9 +26,8 @@ from pathlib import Path
 from . import inception, latent, metrics
 from .cli import ArgumentParser
 from .data import DataError, in_batches, load_images
-from .files import check_writable, written_atomically
-
-DEFAULT_CACHE = Path.home() / ".cache" / "dcgan_tf"
+from .download import resolve_dataset_path
+from .files import CACHE_DIR, check_writable, written_atomically
 
 
 def _fingerprint(data):
@@ -30,20 +35,30 @@ def _fingerprint(data):
     file or a folder with files added or removed is a new source)."""
     if data.startswith("builtin"):
         return data
-    path = Path(data).expanduser().resolve()
+    path = Path(resolve_dataset_path(data)).expanduser().resolve()
     stat = path.stat() if path.exists() else None
     return [str(path), stat.st_size, stat.st_mtime_ns] if stat else str(path)
 
 
-def real_features(data, n, image_size, crop="auto", cache_dir=DEFAULT_CACHE, progress=True):
+def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progress=True, holdout=0, part="all"):
+    """Inception features of the first n real images of one part of the data (see data.split_part)."""
     key = {"data": _fingerprint(data), "n": n, "image_size": image_size, "crop": crop,
            "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
+    if part != "all":
+        key.update(holdout=holdout, part=part)
 
     def compute():
-        images, _ = load_images(data, image_size, crop, limit=n, progress=progress)
+        images, _ = load_images(data, image_size, crop, limit=n, progress=progress, holdout=holdout, part=part)
         _check_kid_count(len(images), data, "--data")
         return inception.features(images, progress=progress)
     return metrics.cached_features(key, compute, cache_dir)
+
+
+def floor(held_out, data, image_size, crop, holdout, cache_dir=CACHE_DIR, progress=True):
+    """The real-vs-real floor: FID and KID of as many training images as held-out features."""
+    training = real_features(data, len(held_out), image_size, crop, cache_dir, progress, holdout, "train")
+    kid_mean, _ = metrics.kid(training, held_out)
+    return {"fid": metrics.fid(training, held_out), "kid": kid_mean, "n": len(held_out)}
 
 
 def face_rate_counter():
@@ -73,9 +88,11 @@ def score(real, batches, face_rate=None):
             "n_real": len(real), "n_fake": len(fake)}
 
 
-def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEFAULT_CACHE, progress=True,
-             batch_size=100, trust_savedmodel=False):
-    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake and image_size."""
+def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
+             batch_size=100, holdout=0, against="holdout", trust_savedmodel=False):
+    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real set
+    (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor."""
+    against = against if holdout else "all"
     model = Path(model)
     if model.is_dir() and not _is_model_dir(model):
         if image_size is None:
@@ -90,8 +107,38 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
-    real = real_features(data, n, image_size, crop, cache_dir, progress)
-    return {**score(real, fakes, face_rate_counter()), "image_size": image_size}
+    real = real_features(data, n, image_size, crop, cache_dir, progress, holdout, against)
+    scores = {**score(real, fakes, face_rate_counter()), "image_size": image_size, "against": against}
+    if against == "holdout":
+        scores["floor"] = floor(real, data, image_size, crop, holdout, cache_dir, progress)
+    return scores
+
+
+def run_config(model):
+    """The config.json saved with a model (run or export directory), or None."""
+    from .config import Config
+    path = Path(model)
+    path = path if path.is_dir() else path.parent
+    try:
+        return Config.load(path)
+    except FileNotFoundError:
+        return None
+
+
+REAL_SETS = {"holdout": "held-out", "train": "training", "all": "real"}
+
+
+def report(scores):
+    """The scores as one line, naming the real set and n, with the floor beside a held-out score."""
+    faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"
+    line = (f"FID {scores['fid']:.2f}   KID {scores['kid']:.4f} +- {scores['kid_std']:.4f}   face rate {faces}   "
+            f"({scores['n_fake']} generated vs {scores['n_real']} {REAL_SETS[scores['against']]} images, "
+            f"{scores['image_size']} px)")
+    if "floor" in scores:
+        floor_ = scores["floor"]
+        line += (f"\nreal-vs-real floor: FID {floor_['fid']:.2f}   KID {floor_['kid']:.4f}   "
+                 f"({floor_['n']} training vs {floor_['n']} held-out images)")
+    return line
 
 
 def _check_kid_count(count, source, flag):
@@ -108,12 +155,16 @@ def _is_model_dir(path):
 def main(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.evaluate", description=__doc__)
     parser.add_argument("--model", required=True, help="trained model or a folder of images")
-    parser.add_argument("--data", required=True, help="the real images (any training data source)")
+    parser.add_argument("--data", help="the real images (any training data source; default: the model's own data)")
+    parser.add_argument("--holdout", type=int, help="the data's held-out part, its last N images (default: the "
+                        "model's --holdout)")
+    parser.add_argument("--against", choices=("holdout", "train"), default="holdout",
+                        help="score against the held-out images (default, when there are any) or training images")
     parser.add_argument("--n", type=int, default=5000, help="images of each kind (default 5000)")
     parser.add_argument("--image-size", type=int, help="default: the model's")
     parser.add_argument("--crop", default="auto", help="crop of the real images, as in training")
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated faces")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="cached real features")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     parser.add_argument("--trust-savedmodel", action="store_true",
                         help="run a SavedModel even if its graph holds ops a generator does not need")
@@ -125,13 +176,17 @@ def main(argv=None):
     try:
         if args.out is not None:
             check_writable(args.out.parent, "--out")  # before the scoring, not after it
-        scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
-                          trust_savedmodel=args.trust_savedmodel)
+        cfg = run_config(args.model)
+        data = args.data or (cfg.data if cfg is not None else None)
+        if data is None:
+            raise ValueError("--data is needed: the model has no config.json naming its training data")
+        holdout = args.holdout if args.holdout is not None else (cfg.holdout if cfg is not None and data == cfg.data
+                                                                 else 0)
+        scores = evaluate(args.model, data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
+                          holdout=holdout, against=args.against, trust_savedmodel=args.trust_savedmodel)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
-    faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"
-    print(f"FID {scores['fid']:.2f}   KID {scores['kid']:.4f} +- {scores['kid_std']:.4f}   face rate {faces}   "
-          f"(n = {scores['n_fake']} scored, {scores['n_real']} real, {scores['image_size']} px)")
+    print(report(scores))
     print("Inception Score: not computed (the FID network ends at pool_3: it has no classifier head)")
     if args.out:
         try:

@@ -16,6 +16,7 @@ from .config import CONFIG_FILE, Config
 from .files import written_atomically
 
 GENERATOR_FILE = "generator.keras"
+DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
 
 
 def check_replaceable(out_dir):
@@ -85,20 +86,25 @@ def export_name(path):
     return run.stem if run.suffix == ".keras" else run.name
 
 
+def model_dir(path):
+    """The folder a model's companion files (directions.npz) live in: a checkpoint's run, the
+    directory of a run, an export or a SavedModel, or the folder of a .keras file."""
+    run, _ = _run_and_checkpoint(Path(path))
+    return run if run.is_dir() else run.parent
+
+
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
-    from .checkpoints import TrainingCheckpoint, has_checkpoint, readable_checkpoint
-    from .gan import DCGAN, build_gan
+    from .checkpoints import has_checkpoint, load_sampling_generator, readable_checkpoint
+    from .gan import DCGAN
 
     path, checkpoint = _run_and_checkpoint(Path(path))
     if not path.exists():
         raise FileNotFoundError(f"no model at {path}")
     if path.is_dir() and has_checkpoint(path):
         cfg = Config.load(path)
-        gan = build_gan(cfg)
-        TrainingCheckpoint(gan, path).restore(readable_checkpoint(path, checkpoint), generator_only=True)
-        return gan.sampling_generator(), cfg
+        return load_sampling_generator(cfg, readable_checkpoint(path, checkpoint)), cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():
         try:
@@ -121,3 +127,14 @@ def _check_is_generator(model, path):
             or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
         raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim] "
                          "to images [batch, H, W, 3])")
+
+
+def load_directions(path, latent_dim):
+    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
+    (model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
+    from .editing import Directions
+    file = model_dir(path) / DIRECTIONS_FILE
+    if not file.is_file():
+        return {}
+    directions = Directions.load(file, latent_dim)
+    return dict(zip(directions.names, directions.vectors))

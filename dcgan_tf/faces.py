@@ -23,8 +23,9 @@ HAIR_WEIGHTS = np.array([22, 24, 16, 10, 8, 6, 5, 5, 4], float)
 IRIS_COLOURS = np.array([(60, 38, 24), (100, 66, 40), (60, 110, 150), (80, 120, 80), (40, 30, 30)], float)
 
 
-def render_faces(n, size=64, seed=0, on_face=None):
-    """n procedural face images, uint8 [n, size, size, 3], the same for the same seed.
+def render_faces(n, size=64, seed=0, on_face=None, start=0):
+    """n procedural face images, uint8 [n, size, size, 3], the same for the same seed:
+    faces start, ..., start + n - 1 of the seed's endless set.
 
     on_face, if given, is called after each face (a progress bar's update).
     """
@@ -32,7 +33,7 @@ def render_faces(n, size=64, seed=0, on_face=None):
         raise ValueError(f"render_faces: need n >= 0 and size >= 4, got n={n}, size={size}")
     faces = np.empty((n, size, size, 3), np.uint8)
     for i in range(n):
-        faces[i] = render_face(np.random.default_rng([seed, i]), size)
+        faces[i] = render_face(np.random.default_rng([seed, start + i]), size)
         if on_face is not None:
             on_face()
     return faces

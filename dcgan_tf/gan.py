@@ -1,51 +1,82 @@
 """The DCGAN keras.Model: a custom train_step run by model.fit.
 
-Design notes (see shared/notes/keras3-gan-pitfalls.md):
+It is the keras.io DCGAN's train_step plus what a real run needs:
 - G and D are called with training=True in the step, else BatchNorm runs in inference mode.
 - compile() builds both optimizers, so fit under a tf.distribute strategy, checkpoint
   restores and .keras loads find every optimizer variable (nothing silently skipped).
 - Losses are per-replica means divided by the replica count before the gradient, which
   is what the optimizers' cross-replica sum expects.
-- Latent vectors come from a stateless seed of (seed, step); each replica takes its slice
-  of the global batch's z, so replicas draw different z (a per-replica SeedGenerator
-  would give every replica the same z) and a resumed run continues the same stream.
+- Every random draw of a step (z, DiffAugment, the WGAN-GP mix) comes from a stateless
+  seed of (seed, step, stream): a resumed run continues the same streams. Values are drawn
+  for the global batch and each replica takes its slice (distribute.replica_rows).
+- `step` counts every train_step, also one whose update a mixed_float16 loss scaler
+  skipped, so the next step draws fresh values.
+- The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
+  and exports use; the penalties live in dcgan_tf.penalties.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
 """
 
 import contextlib
+import enum
 
 import keras
 import tensorflow as tf
 
-from . import augment, latent, losses
+from . import augment, ema, latent, losses, penalties
 from .config import JIT_MODES, Config
+from .distribute import replica_rows
 from .models import build_discriminator, build_generator
+
+
+class Stream(enum.IntEnum):
+    """The independent random streams of one training step."""
+
+    Z_DISCRIMINATOR = 0  # z of the fakes D trains on (and G, when the fake batch is reused)
+    Z_GENERATOR = 1  # z of G's own fakes without reuse_fake, and of the extra n_critic D updates
+    AUGMENT_REAL = 2
+    AUGMENT_FAKE = 3
+    AUGMENT_GENERATOR = 4
+    PENALTY_MIX = 5
 
 
 @keras.saving.register_keras_serializable(package="dcgan_tf")
 class DCGAN(keras.Model):
-    def __init__(self, generator, discriminator, seed=0, **kwargs):
+    def __init__(self, generator, discriminator, seed=0, ema_decay=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.seed = int(seed)
+        self.ema_decay = float(ema_decay)
+        self.ema_generator = ema.averaged_copy(generator) if self.ema_decay else None
         self.latent_dim = int(generator.input_shape[-1])
+        # only_first_replica: every replica adds 1 in step; the value is the same everywhere.
+        self.step = keras.Variable(0, dtype="int64", trainable=False, aggregation="only_first_replica", name="step")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
-        self.real_prob_tracker = keras.metrics.Mean(name="real_prob")  # mean D(x)
-        self.fake_prob_tracker = keras.metrics.Mean(name="fake_prob")  # mean D(G(z))
+        # Mean D output on real and fake images: a probability (sigmoid) for bce, the raw score otherwise.
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.real_prob_tracker, self.fake_prob_tracker]
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
 
     def build(self, input_shape=None):
         # G and D are built by their Input layers; this marks the wrapper built so
         # save_weights, checkpoints and export work before and after fit.
         self.built = True
 
+    @property
+    def sampling_generator(self):
+        """The generator for samples, evaluation and export: the EMA copy when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
     def call(self, z, training=False):
-        return self.generator(z, training=training)
+        return self.sampling_generator(z, training=training)
+
+    def generate(self, n, seed=0):
+        """n uint8 images [n, H, W, 3]; the same seed always gives the same images."""
+        return latent.to_uint8(self(latent.sample(n, self.latent_dim, seed))).numpy()
 
     def compile(self, d_optimizer, g_optimizer, loss_fn="bce", label_smoothing=0.0, reuse_fake=True,
                 diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):
@@ -64,63 +95,58 @@ class DCGAN(keras.Model):
         self.diffaugment = diffaugment
         self.augmentations = augment.parse(diffaugment)
         self.gp, self.gp_weight, self.n_critic = gp, float(gp_weight), int(n_critic)
-        object.__setattr__(self, "_ema_generator", None)
 
-    def _step_seed(self, stream):
-        """A stateless seed of (seed, step, stream): a resumed run continues the same random stream."""
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.d_optimizer.iterations, tf.int64)])
-        return tf.random.experimental.stateless_fold_in(seed, stream)
+    def set_learning_rates(self, d_lr, g_lr):
+        self.d_optimizer.learning_rate.assign(d_lr)
+        self.g_optimizer.learning_rate.assign(g_lr)
+
+    # --- one training step ---------------------------------------------------------------
+
+    def _seed(self, stream):
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        return tf.random.experimental.stateless_fold_in(seed, int(stream), alg=latent.RANDOM_ALGORITHM)
 
     def _latent_batch(self, batch_size, stream):
-        """z for this step, from a stateless seed of (seed, step, stream).
+        return replica_rows(lambda n: tf.random.stateless_normal((n, self.latent_dim), seed=self._seed(stream),
+                                                                 alg=latent.RANDOM_ALGORITHM), batch_size)
 
-        Each replica takes its own slice of the global batch's z, as it takes its own
-        slice of the real batch: replicas draw different z, and N replicas see exactly
-        the z one device would see for the same global batch.
-        """
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        z = tf.random.stateless_normal((batch_size * replicas, self.latent_dim), seed=self._step_seed(stream))
-        replica = tf.distribute.get_replica_context()
-        index = replica.replica_id_in_sync_group if replica is not None else 0
-        return z[index * batch_size:(index + 1) * batch_size]
+    def _augmented(self, images, stream):
+        """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
+        if not self.augmentations:
+            return images
+        return augment.diff_augment(images, self.augmentations, self._seed(stream))
 
-    def _critic(self, images, stream):
-        """D's logits, after DiffAugment when it is on (differentiable, so G learns through it)."""
-        if self.augmentations:
-            images = augment.diff_augment(images, self.augmentations, self._step_seed(stream))
+    def _d_logits(self, images):
         return self.discriminator(images, training=True)
 
-    def _gradient_penalty(self, real, fake):
-        """WGAN-GP: (||grad D(x_hat)|| - 1)^2 on real/fake interpolates; R1: ||grad D(x)||^2 / 2 on reals."""
+    def _penalty(self, real, fake):
         if self.gp == "wgan-gp":
-            mix = tf.random.stateless_uniform([tf.shape(real)[0], 1, 1, 1], seed=self._step_seed(5))
-            points = mix * real + (1.0 - mix) * tf.cast(fake, real.dtype)
-        else:
-            points = real
-        with tf.GradientTape() as tape:
-            tape.watch(points)
-            logits = self.discriminator(points, training=True)
-        grads = tf.cast(tape.gradient(logits, points), tf.float32)  # of the sum over the batch
-        squared_norms = tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
-        if self.gp == "wgan-gp":
-            return self.gp_weight * tf.reduce_mean(tf.square(tf.sqrt(squared_norms + 1e-12) - 1.0))
-        return 0.5 * self.gp_weight * tf.reduce_mean(squared_norms)
+            mix = replica_rows(lambda n: tf.random.stateless_uniform(
+                [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX), alg=latent.RANDOM_ALGORITHM), tf.shape(real)[0])
+            return self.gp_weight * penalties.wgan_gp(self._d_logits, real, fake, mix)
+        return self.gp_weight * penalties.r1(self._d_logits, real)
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
-    def _discriminator_step(self, real, fake, replicas):
+    def _discriminator_update(self, real, fake, replicas):
+        real = self._augmented(real, Stream.AUGMENT_REAL)
+        fake = self._augmented(fake, Stream.AUGMENT_FAKE)
         with tf.GradientTape() as tape:
-            real_logits = self._critic(real, stream=2)
-            fake_logits = self._critic(fake, stream=3)
+            real_logits = self._d_logits(real)
+            fake_logits = self._d_logits(fake)
             d_loss = self.d_loss_fn(real_logits, fake_logits, self.label_smoothing)
             if self.gp != "none":
-                d_loss += self._gradient_penalty(real, fake)
+                d_loss += self._penalty(real, fake)
             scaled = self.d_optimizer.scale_loss(d_loss / replicas)
         self._apply(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
+
+    def _d_output(self, logits):
+        logits = tf.cast(logits, tf.float32)
+        return tf.reduce_mean(tf.sigmoid(logits) if self.loss_name == "bce" else logits)
 
     def train_step(self, real):
         if isinstance(real, (tuple, list)):
@@ -131,24 +157,27 @@ class DCGAN(keras.Model):
         # keras.io WGAN-GP example does. Unrolled: a tf.cond around an update breaks
         # synchronized BatchNorm under tf.distribute.
         for _ in range(self.n_critic - 1):
-            self._discriminator_step(real, self.generator(self._latent_batch(batch_size, stream=0), training=True),
-                                     replicas)
+            fake = self.generator(self._latent_batch(batch_size, Stream.Z_GENERATOR), training=True)
+            self._discriminator_update(real, fake, replicas)
         with tf.GradientTape() as g_tape:
             # With reuse_fake one G forward serves both updates (as the PyTorch DCGAN example does).
             with contextlib.nullcontext() if self.reuse_fake else g_tape.stop_recording():
-                fake = self.generator(self._latent_batch(batch_size, stream=0), training=True)
+                fake = self.generator(self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR), training=True)
             with g_tape.stop_recording():
-                d_loss, real_logits, fake_logits = self._discriminator_step(real, tf.stop_gradient(fake), replicas)
+                d_loss, real_logits, fake_logits = self._discriminator_update(real, tf.stop_gradient(fake), replicas)
             if not self.reuse_fake:  # G's update on a fresh latent batch (the keras.io example)
-                fake = self.generator(self._latent_batch(batch_size, stream=1), training=True)
-            g_loss = self.g_loss_fn(self._critic(fake, stream=4))
+                fake = self.generator(self._latent_batch(batch_size, Stream.Z_GENERATOR), training=True)
+            g_loss = self.g_loss_fn(self._d_logits(self._augmented(fake, Stream.AUGMENT_GENERATOR)))
             scaled = self.g_optimizer.scale_loss(g_loss / replicas)
         self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
+        if self.ema_generator is not None:
+            ema.update(self.ema_generator, self.generator, self.ema_decay, self.step)
+        self.step.assign_add(1)
 
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
-        self.real_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
-        self.fake_prob_tracker.update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
+        self.d_real_tracker.update_state(self._d_output(real_logits))
+        self.d_fake_tracker.update_state(self._d_output(fake_logits))
         results = {m.name: m.result() for m in self.metrics}
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
@@ -156,37 +185,17 @@ class DCGAN(keras.Model):
             results = {name: value[None] for name, value in results.items()}
         return results
 
-    def train_steps(self):
-        """Training steps (batches) done: G updates; D makes n_critic updates per step."""
-        return int(self.g_optimizer.iterations.numpy())
-
-    def sampling_generator(self):
-        """The generator for samples, evaluation and export: with --ema, a copy holding the
-        exponential moving average of the trained weights (kept by the G optimizer, so it is
-        checkpointed and resumed with it), else the generator itself."""
-        optimizer = getattr(self.g_optimizer, "inner_optimizer", self.g_optimizer)
-        if not optimizer.use_ema or optimizer.iterations.numpy() == 0:
-            return self.generator  # before the first update the average holds zeros
-        if self._ema_generator is None:
-            # object.__setattr__: a scratch copy, not a tracked sub-model (no extra weights saved)
-            object.__setattr__(self, "_ema_generator", keras.models.clone_model(self.generator))
-        averages = optimizer._model_variables_moving_average  # Keras keeps them in trainable-variable order
-        average_of = {id(v): averages[optimizer._get_variable_index(v)] for v in self.generator.trainable_variables}
-        for source, target in zip(self.generator.variables, self._ema_generator.variables):
-            target.assign(average_of.get(id(source), source))  # BatchNorm statistics: the trained ones
-        return self._ema_generator
-
-    def generate(self, n, seed=0):
-        """n uint8 images [n, H, W, 3]; the same seed always gives the same images."""
-        z = latent.sample(n, self.latent_dim, seed)
-        return latent.to_uint8(self.sampling_generator()(z, training=False)).numpy()
+    def step_count(self):
+        """Training steps (batches) done: one G update each; D makes n_critic updates per step."""
+        return int(self.step.numpy())
 
     # Serialisation: the sub-models in get_config, both optimizers in the compile config,
-    # so a .keras file restores the whole training state (pitfall 5).
+    # so a .keras file restores the whole training state, Adam moments and step counts included.
     def get_config(self):
         return {
             "name": self.name,
             "seed": self.seed,
+            "ema_decay": self.ema_decay,
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
         }
@@ -218,27 +227,8 @@ class DCGAN(keras.Model):
         self.compile(**config)
 
 
-@keras.saving.register_keras_serializable(package="dcgan_tf")
-class WarmupEMAAdam(keras.optimizers.Adam):
-    """Adam whose weight average warms up: the decay at update t is min(ema_momentum,
-    t / (t + 10)), the num_updates rule of tf.train.ExponentialMovingAverage. Keras' constant
-    decay keeps the first step's, barely trained, weights in the average for long
-    (0.999**1560 = 21% after 1,560 steps), which blurs the samples of any short run."""
-
-    def _update_model_variables_moving_average(self, trainable_variables):
-        if not self.use_ema:
-            return
-        step = tf.cast(self.iterations, tf.float32)  # 0 at the first update: the average starts at the weights
-        decay = tf.minimum(self.ema_momentum, step / (step + 10.0))
-        for variable, average in zip(trainable_variables, self._model_variables_moving_average):
-            if average is not None:
-                rate = tf.cast(decay, variable.dtype)
-                average.assign(rate * average + (1.0 - rate) * variable)
-
-
-def adam(lr, cfg, ema=0.0):
-    return WarmupEMAAdam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2,
-                         use_ema=ema > 0, ema_momentum=ema or 0.99)
+def adam(lr, cfg):
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
 
 
 def build_gan(cfg: Config, strategy=None):
@@ -248,11 +238,11 @@ def build_gan(cfg: Config, strategy=None):
     fused = cfg.fused_batchnorm and strategy.num_replicas_in_sync == 1  # the fused kernel cannot sync replicas
     with strategy.scope():
         gan = DCGAN(build_generator(cfg, fused_batchnorm=fused), build_discriminator(cfg, fused_batchnorm=fused),
-                    seed=cfg.seed)
+                    seed=cfg.seed, ema_decay=cfg.ema)
         gan.build()
         gan.compile(
             d_optimizer=adam(cfg.discriminator_lr, cfg),
-            g_optimizer=adam(cfg.lr, cfg, ema=cfg.ema),
+            g_optimizer=adam(cfg.lr, cfg),
             loss_fn=cfg.loss,
             label_smoothing=cfg.label_smoothing,
             reuse_fake=cfg.reuse_fake,

@@ -9,6 +9,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
+# Pinned (TensorFlow's default picks per device), so a seed gives the same faces on every device.
+RANDOM_ALGORITHM = "philox"
+
 
 def _seed(seed):
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5EED, tf.int64)])
@@ -24,11 +27,12 @@ def sample(n, latent_dim, seed, truncation=None, first=0):
     """
     if truncation is not None and not truncation > 0:
         raise ValueError(f"truncation must be positive, got {truncation}")
-    # The ops of tf.random.stateless_normal / stateless_uniform, with the Philox counter advanced
-    # to the first value wanted: each counter step gives 4 values.
+    # The ops of tf.random.stateless_normal / stateless_uniform with alg=RANDOM_ALGORITHM, the
+    # Philox counter advanced to the first value wanted: each counter step gives 4 values.
     start = first * latent_dim
-    key, counter, alg = tf.raw_ops.StatelessRandomGetKeyCounterAlg(seed=_seed(seed))
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=_seed(seed))
     counter += tf.constant([start // 4, 0], tf.uint64)
+    alg = tf.random.Algorithm.PHILOX.value
     shape = tf.stack([start % 4 + n * latent_dim])
     if truncation is None:
         values = tf.raw_ops.StatelessRandomNormalV2(shape=shape, key=key, counter=counter, alg=alg)
@@ -57,6 +61,16 @@ class LatentStream:
         return sample(max(stop - start, 0), self.latent_dim, self.seed, self.truncation, first=start).numpy()
 
 
+def from_seeds(seeds, latent_dim, truncation=None):
+    """One latent vector per seed, each the face `generate.py --n 1 --seed SEED` makes."""
+    return np.concatenate([sample(1, latent_dim, seed, truncation).numpy() for seed in seeds])
+
+
+def walk(seeds, steps, latent_dim, truncation=None, method="slerp"):
+    """The walk `generate.py interpolate --seeds ... --steps N` shows: from each seed's face to the next."""
+    return interpolate(from_seeds(seeds, latent_dim, truncation), steps, method)
+
+
 def interpolate(points, steps, method="slerp"):
     """A walk through latent points: `steps` vectors from each point to the next (the last included).
 
@@ -81,6 +95,11 @@ def _segment(a, b, t, method):
     if omega < 1e-6:  # (anti)parallel to numerical precision: the line is the arc
         return (1 - t) * a + t * b
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def moved(z, directions, strengths):
+    """z moved `strength` units along each named unit direction (one per attribute: latent editing)."""
+    return z + sum(strength * directions[name] for name, strength in strengths.items())
 
 
 def query_points(latent_dim, vector=None):

@@ -1,6 +1,6 @@
 """Generator and discriminator, built from a Config.
 
-Initialisation follows the DCGAN paper (and the seed projects): weights N(0, 0.02),
+Initialisation follows the DCGAN paper: weights N(0, 0.02),
 biases 0, BatchNorm gamma N(1, 0.02). Under a mixed-precision policy the generator's
 tanh output and the discriminator's logit stay float32 so the losses are computed in
 full precision.
@@ -80,22 +80,34 @@ def build_generator(cfg, seed=None, fused_batchnorm=None):
     return model
 
 
+def _d_norm(kind, seed, fused):
+    """D's normalisation layer: BatchNorm mixes the batch; LayerNorm (over each image's
+    features) and none keep D per-sample, as a gradient penalty needs."""
+    if kind == "batch":
+        return _batch_norm(seed, fused)
+    return layers.LayerNormalization(axis=(1, 2, 3)) if kind == "layer" else None
+
+
 def build_discriminator(cfg, seed=None, fused_batchnorm=None):
     seed = (cfg.seed if seed is None else seed) + 100
     fused = cfg.fused_batchnorm if fused_batchnorm is None else fused_batchnorm
-    normalise = layers.SpectralNormalization if cfg.spectral_norm else (lambda layer: layer)
+
+    def weighted(layer, **kwargs):  # kwargs: the wrapper's own dtype, so a float32 logit stays float32
+        return layers.SpectralNormalization(layer, **kwargs) if cfg.spectral_norm else layer
+
     model = keras.Sequential(name="discriminator")
     model.add(keras.Input((cfg.image_size, cfg.image_size, 3)))
     for i, mult in enumerate(cfg.d_mult):
-        model.add(normalise(layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
-                                          kernel_initializer=_init(seed + i))))
-        if i > 0:  # as in the DCGAN paper, no BatchNorm on the input layer
-            model.add(_batch_norm(seed + 20 + i, fused))
+        model.add(weighted(layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
+                                         kernel_initializer=_init(seed + i))))
+        norm = _d_norm(cfg.d_norm, seed + 20 + i, fused) if i > 0 else None  # none on the input layer (DCGAN paper)
+        if norm is not None:
+            model.add(norm)
         model.add(layers.LeakyReLU(negative_slope=0.2))
     model.add(layers.Flatten())
     if cfg.d_dropout:
         model.add(layers.Dropout(cfg.d_dropout, seed=seed + 40))
-    model.add(normalise(layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32")))
+    model.add(weighted(layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32"), dtype="float32"))
     return model
 
 
@@ -120,8 +132,10 @@ def sizes(cfg):
     side, channels = cfg.image_size, 3
     for i, mult in enumerate(cfg.d_mult):
         width, side = cfg.conv_dim * mult, -(-side // 2)
-        weights += cfg.kernel * cfg.kernel * channels * width + width * (5 if i else 1)
-        d_values += side * side * width * (3 if i else 2)
+        norm = cfg.d_norm if i else "none"  # BatchNorm: 4 per channel; LayerNorm: 2 per feature
+        weights += cfg.kernel * cfg.kernel * channels * width + width
+        weights += {"batch": 4 * width, "layer": 2 * side * side * width, "none": 0}[norm]
+        d_values += side * side * width * (2 if norm == "none" else 3)
         channels = width
     weights += side * side * channels + 1
     return weights, g_values + 3 * (d_values + cfg.image_size ** 2 * 3)

@@ -24,6 +24,7 @@ from .gan import build_gan
 from .images import save_grid
 
 REAL_BATCH_COUNT = 20
+EVAL_KEYS = ("fid", "kid", "fid_floor")
 BEST_DIR = "best"
 
 
@@ -41,17 +42,30 @@ class TrainingInterrupted(TrainingStopped):
         self.exit_code = exit_code
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
+def evaluation_images(cfg, images, log):
+    """The real images --eval-every scores against: the held-out part when the run has one,
+    else the first training images (said so, as that FID flatters a model that memorises)."""
+    if cfg.holdout:
+        held_out, _ = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.eval_n, seed=cfg.seed, progress=False,
+                                  holdout=cfg.holdout, part="holdout")
+        log(f"--eval-every: FID/KID against {len(held_out)} held-out images")
+        return held_out
+    log(f"--eval-every: FID/KID against {min(cfg.eval_n, len(images))} training images (no --holdout)")
+    return images[:cfg.eval_n]
+
+
+def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
-                                     extra_keys=("fid", "kid") if cfg.eval_every else ())
+                                     extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
     tensorboard = [callbacks.LearningRates(),
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
-        evaluation = [callbacks.Evaluation(images[:cfg.eval_n], cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
+        evaluation = [callbacks.Evaluation(eval_images, cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
-                                           best_fid=best_fid(run_dir))]
+                                           best_fid=best_fid(run_dir),
+                                           floor_images=images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
     # The checkpoint comes last: an epoch is done once its grid and log rows are written, so a
     # crash between them leaves the epoch to be trained (and logged) again on --resume.
@@ -62,7 +76,7 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images):
         *evaluation,
         *tensorboard,
         history,
-        callbacks.LossCurves(run_dir),
+        callbacks.LossCurves(run_dir, cfg.loss),
         callbacks.Checkpoint(checkpoint, initial_epoch, guard),
     ]
 
@@ -95,37 +109,46 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
         preflight.check_run(cfg, run_dir, resume, export_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
     images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
-                                 progress=verbose != 0, strict=cfg.strict)
+                                 progress=verbose != 0, strict=cfg.strict, holdout=cfg.holdout, part="train")
     log(report.summary())
     preflight.check_data(cfg, images)
-    cfg.save(out_dir)  # only once the data is good: a bad --data leaves no run behind to --resume
-    save_grid(images[:REAL_BATCH_COUNT], out_dir / "real_batch.png", rows=2)
+    eval_images = evaluation_images(cfg, images, log) if cfg.eval_every else None
 
     gan = build_gan(cfg, strategy)
     checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
     if resume:  # every worker restores the chief's checkpoint
         initial_epoch = checkpoint.restore(readable_checkpoint(run_dir, log=log))
-        callbacks.trim_logs(out_dir, initial_epoch, gan.train_steps())
+        # The config's rates, not the checkpoint's: a --resume --lr override takes effect.
+        gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
+        callbacks.trim_logs(out_dir, initial_epoch, gan.step_count())
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:
         initial_epoch = 0
+    # Only once the data is good and a resume has restored: a failed start or resume leaves
+    # the run's config as it was.
+    cfg.save(out_dir)
+    save_grid(images[:REAL_BATCH_COUNT], out_dir / "real_batch.png", rows=2)
+    if not resume:
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
     # A resumed run shuffles anew instead of replaying the first epochs' order.
     dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch)
-    history = _fit(gan, dataset, images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks)
+    history, cfg = _fit(gan, dataset, images, eval_images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose,
+                        log, extra_callbacks)
     if export_dir is not None and chief:
-        path = export_generator(gan.sampling_generator(), cfg, export_dir)
+        path = export_generator(gan.sampling_generator, cfg, export_dir)
         log(f"exported the generator to {path}")
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
     return gan, history
 
 
-def _fit(gan, dataset, images, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log, extra_callbacks):
-    """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops."""
+def _fit(gan, dataset, images, eval_images, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
+         extra_callbacks):
+    """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops.
+    Returns the history and the config trained with (a rollback halves its learning rates)."""
     rolled_back = False
     while True:
-        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images)
+        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images)
         guard, curves, saver = run[0], run[-2], run[-1]
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
@@ -138,20 +161,22 @@ def _fit(gan, dataset, images, cfg, run_dir, checkpoint, resume, initial_epoch, 
             curves.flush()
             path = checkpoint.save(saver.completed_epochs)
             raise TrainingInterrupted(f"interrupted: saved {path} (epoch {saver.completed_epochs} complete, "
-                                      f"step {gan.train_steps()}); continue with --resume",
+                                      f"step {gan.step_count()}); continue with --resume",
                                       getattr(interrupt, "exit_code", 130)) from None
         if guard.problem is None:
-            return history
+            return history, cfg
         problem = guard.problem
         if cfg.on_nan == "stop" or rolled_back:
             raise TrainingStopped(f"{problem}; stopped. The last good checkpoint is {checkpoint.latest}"
                                   + (" (already rolled back once)" if rolled_back else ""))
         initial_epoch = checkpoint.restore()
-        callbacks.trim_logs(run_dir, initial_epoch, gan.train_steps())
-        for optimizer in (gan.d_optimizer, gan.g_optimizer):
-            optimizer.learning_rate.assign(optimizer.learning_rate * 0.5)
+        callbacks.trim_logs(run_dir, initial_epoch, gan.step_count())
+        # Recorded in config.json, so the run says what it trains with and a resume keeps it.
+        cfg = cfg.replace(lr=cfg.lr * 0.5, d_lr=cfg.d_lr * 0.5)
+        gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
+        cfg.save(run_dir)
         log(f"{problem}: rolled back to {checkpoint.latest} (epoch {initial_epoch}) and halved the learning "
-            f"rates (d {float(gan.d_optimizer.learning_rate):.2e}, g {float(gan.g_optimizer.learning_rate):.2e})")
+            f"rates (d {cfg.discriminator_lr:.2e}, g {cfg.lr:.2e}; saved in config.json)")
         resume = rolled_back = True
 
 

@@ -65,7 +65,7 @@ def test_two_replicas_train_like_one_device(tmp_path):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["replicas"] == 2 and result["in_sync"]
     assert result["replica_z_differ"] and result["z_match_single"]
-    for key in ("d_loss", "g_loss", "real_prob", "fake_prob"):
+    for key in ("d_loss", "g_loss", "d_real", "d_fake"):
         np.testing.assert_allclose(result["mirrored"][key], result["single"][key], rtol=1e-4, atol=1e-5)
     assert result["weight_diff"] < 0.1 * result["moved"]  # float round-off, amplified a little by Adam
 
@@ -171,7 +171,7 @@ STABILISERS = """
     from dcgan_tf.gan import build_gan
 
     cfg = preset("tiny", loss="wgan", gp="wgan-gp", n_critic=2, diffaugment="color,translation,cutout",
-                 spectral_norm=True)
+                 spectral_norm=True, d_norm="layer")
     images = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices(images).batch(cfg.batch_size, drop_remainder=True)
     gan = build_gan(cfg, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))

@@ -80,7 +80,8 @@ def test_fused_batchnorm_matches_the_keras_layer():
 
 @pytest.mark.parametrize("name, overrides", [
     ("keras64", {}), ("dcgan32", {}), ("tiny", {}), ("tiny", {"g_dense_norm": True, "g_out": "deconv", "g_start": 2}),
-    ("keras64", {"image_size": 40, "d_dropout": 0.0, "kernel": 3}),
+    ("keras64", {"image_size": 40, "d_dropout": 0.0, "kernel": 3}), ("tiny", {"d_norm": "layer"}),
+    ("tiny", {"d_norm": "none"}),
 ])
 def test_sizes_from_the_config_match_the_built_models(name, overrides):
     """models.sizes (the memory check of a run, before anything is built) follows the builders."""

@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_tf import augment, losses
+import keras
+
+from dcgan_tf import augment, latent, losses, penalties
 from dcgan_tf.config import preset
 from dcgan_tf.gan import build_gan
+from dcgan_tf.models import build_discriminator
 
 from conftest import random_images
 
@@ -38,8 +41,8 @@ def batch(cfg):
 @pytest.mark.parametrize("overrides", [
     {"loss": "hinge", "spectral_norm": True},
     {"loss": "lsgan"},
-    {"loss": "wgan", "gp": "wgan-gp", "n_critic": 2},
-    {"gp": "r1", "gp_weight": 1.0},
+    {"loss": "wgan", "gp": "wgan-gp", "n_critic": 2, "d_norm": "layer"},
+    {"gp": "r1", "gp_weight": 1.0, "d_norm": "none", "diffaugment": "translation"},
     {"diffaugment": "color,translation,cutout"},
     {"diffaugment": "color,translation,cutout", "reuse_fake": False},
 ])
@@ -54,15 +57,56 @@ def test_each_option_trains_both_networks(overrides):
     assert int(gan.d_optimizer.iterations) == 2 * overrides.get("n_critic", 1)
 
 
-def test_wgan_gp_penalty_is_zero_for_a_unit_gradient_critic():
-    gan = build_gan(preset("tiny", loss="wgan", gp="wgan-gp"))
-    real = batch(preset("tiny"))
-    # a critic that sums the image scaled to unit gradient norm has a zero penalty
-    size = float(np.prod(real.shape[1:]))
-    gan.discriminator = lambda x, training=False: tf.reduce_sum(x, axis=[1, 2, 3])[:, None] / math.sqrt(size)
-    assert float(gan._gradient_penalty(real, -real)) == pytest.approx(0.0, abs=1e-6)
-    gan.gp = "r1"
-    assert float(gan._gradient_penalty(real, -real)) == pytest.approx(0.5 * 10.0, rel=1e-5)
+def _gradient_norms_by_finite_differences(critic, images, eps=1e-6):
+    """Per-sample ||d critic(x_i) / d x_i||, one pixel at a time (float64 central differences)."""
+    flat = images.numpy().reshape(len(images), -1)
+    norms = []
+    for i in range(len(flat)):
+        grad = []
+        for j in range(flat.shape[1]):
+            step = np.zeros_like(flat[i])
+            step[j] = eps
+            plus, minus = (critic(tf.constant((flat[i] + d).reshape(1, *images.shape[1:]))) for d in (step, -step))
+            grad.append(float(plus[0, 0] - minus[0, 0]) / (2 * eps))
+        norms.append(np.linalg.norm(grad))
+    return np.array(norms)
+
+
+def test_penalties_match_per_sample_finite_differences_of_a_nonlinear_critic():
+    rng = np.random.default_rng(0)
+    real, fake = (tf.constant(rng.uniform(-1, 1, (3, 4, 4, 3))) for _ in range(2))
+    weights = tf.constant(rng.normal(size=(4, 4, 3)))
+
+    def critic(x):  # non-linear and per-sample
+        return tf.reduce_sum(tf.tanh(x * weights) ** 2, axis=[1, 2, 3])[:, None]
+
+    r1_expected = 0.5 * np.mean(_gradient_norms_by_finite_differences(critic, real) ** 2)
+    assert float(penalties.r1(critic, real)) == pytest.approx(r1_expected, rel=1e-5)
+    mix = tf.constant(rng.uniform(size=(3, 1, 1, 1)))
+    points = mix * real + (1 - mix) * fake
+    gp_expected = np.mean((_gradient_norms_by_finite_differences(critic, points) - 1) ** 2)
+    assert float(penalties.wgan_gp(critic, real, fake, mix)) == pytest.approx(gp_expected, rel=1e-5)
+
+
+def test_a_gradient_penalty_with_a_batchnorm_critic_is_refused():
+    for gp in ("wgan-gp", "r1"):
+        with pytest.raises(ValueError, match="per-sample critic"):
+            preset("tiny", gp=gp)
+        assert not any("normalization" in layer.name for layer in
+                       build_discriminator(preset("tiny", gp=gp, d_norm="none")).layers)
+    layer_norm = build_discriminator(preset("tiny", gp="r1", d_norm="layer"))
+    assert any(isinstance(layer, keras.layers.LayerNormalization) for layer in layer_norm.layers)
+
+
+def test_penalty_is_taken_on_the_augmented_images_d_trains_on(monkeypatch):
+    cfg = preset("tiny", gp="r1", d_norm="none", diffaugment="cutout")
+    gan = build_gan(cfg)
+    seen = {}
+    monkeypatch.setattr(penalties, "r1", lambda critic, real: seen.setdefault("real", real) * 0 + 0.0)
+    real = batch(cfg)
+    gan.train_step(real)
+    cut = np.mean(seen["real"].numpy() == 0, axis=(1, 2, 3))  # cutout zeroes a square (clipped at the edges)
+    assert (cut > 0.05).all() and not np.array_equal(seen["real"].numpy(), real.numpy())
 
 
 @pytest.mark.parametrize("name", ["color", "translation", "cutout"])
@@ -95,22 +139,30 @@ def test_cutout_zeroes_a_quarter_of_the_image_and_translation_moves_it():
 def test_ema_generator_averages_the_trained_weights_with_a_warm_up():
     cfg = preset("tiny", ema=0.9)
     gan = build_gan(cfg)
-    gan.train_step(batch(cfg))  # the first update starts the average at the trained weights
-    first = [w.numpy().copy() for w in gan.generator.trainable_weights]
-    gan.train_step(batch(cfg))  # update 1: decay min(0.9, 1 / 11)
-    averaged = gan.sampling_generator()
-    for before, trained, ema in zip(first, gan.generator.trainable_weights, averaged.trainable_weights):
-        np.testing.assert_allclose(ema.numpy(), before / 11 + 10 / 11 * trained.numpy(), rtol=1e-5, atol=1e-7)
-    gan.g_optimizer.iterations.assign(1000)  # past the warm-up the configured decay holds
-    before = [w.numpy().copy() for w in averaged.trainable_weights]
+    averaged = gan.sampling_generator
+    assert averaged is gan.ema_generator and averaged is not gan.generator
+    pairs = [(a, w) for a, w in zip(averaged.weights, gan.generator.weights) if w.trainable]
+    statistics = [(a, w) for a, w in zip(averaged.weights, gan.generator.weights) if not w.trainable]
+    assert pairs and statistics
+    assert gan.generate(2).std() > 0  # before any update the copy holds the initial weights
+    gan.train_step(batch(cfg))  # step 0: decay 0, the average starts at the trained weights
+    for average, weight in pairs:
+        np.testing.assert_allclose(average.numpy(), weight.numpy(), rtol=1e-6)
+    first = [w.numpy().copy() for _, w in pairs]
+    gan.train_step(batch(cfg))  # step 1: decay min(0.9, 1 / 11)
+    for (average, weight), before in zip(pairs, first):
+        np.testing.assert_allclose(average.numpy(), before / 11 + 10 / 11 * weight.numpy(), rtol=1e-5, atol=1e-7)
+    gan.step.assign(1000)  # past the warm-up the configured decay holds
+    before = [a.numpy().copy() for a, _ in pairs]
     gan.train_step(batch(cfg))
-    averaged = gan.sampling_generator()
-    for old, trained, ema in zip(before, gan.generator.trainable_weights, averaged.trainable_weights):
-        np.testing.assert_allclose(ema.numpy(), 0.9 * old + 0.1 * trained.numpy(), rtol=1e-5, atol=1e-7)
-    assert averaged is not gan.generator
-    assert build_gan(preset("tiny", ema=0.0)).sampling_generator().name == "generator"
-    untrained = build_gan(cfg)  # its average holds zeros until the first update: samples use the weights
-    assert untrained.sampling_generator() is untrained.generator and untrained.generate(2).std() > 0
+    for (average, weight), old in zip(pairs, before):
+        np.testing.assert_allclose(average.numpy(), 0.9 * old + 0.1 * weight.numpy(), rtol=1e-5, atol=1e-7)
+    for average, statistic in statistics:  # BatchNorm statistics are copied
+        np.testing.assert_array_equal(average.numpy(), statistic.numpy())
+    np.testing.assert_array_equal(gan.generate(3, seed=4), latent.to_uint8(averaged(latent.sample(3, 16, 4))).numpy())
+    assert build_gan(preset("tiny", ema=0.0)).sampling_generator is not None
+    plain = build_gan(preset("tiny", ema=0.0))
+    assert plain.sampling_generator is plain.generator and plain.ema_generator is None
 
 
 def test_resume_restores_the_ema_generator(tmp_path):
@@ -122,9 +174,9 @@ def test_resume_restores_the_ema_generator(tmp_path):
     TrainingCheckpoint(gan, tmp_path).save(1)
     resumed = build_gan(cfg)
     TrainingCheckpoint(resumed, tmp_path).restore()
-    averaged = gan.sampling_generator()
+    averaged = gan.sampling_generator
     assert averaged is not gan.generator
-    for original, restored in zip(averaged.weights, resumed.sampling_generator().weights):
+    for original, restored in zip(averaged.weights, resumed.sampling_generator.weights):
         np.testing.assert_array_equal(original.numpy(), restored.numpy())
 
 
@@ -138,5 +190,5 @@ def test_tensorboard_events_hold_the_losses_learning_rates_and_a_sample_grid(tmp
         for record in tf.data.TFRecordDataset(str(event_file)):
             event = tf.compat.v1.Event.FromString(record.numpy())
             tags.update(value.tag for value in event.summary.value)
-    assert {"epoch_d_loss", "epoch_g_loss", "epoch_real_prob", "epoch_fake_prob", "epoch_d_lr", "epoch_g_lr",
+    assert {"epoch_d_loss", "epoch_g_loss", "epoch_d_real", "epoch_d_fake", "epoch_d_lr", "epoch_g_lr",
             "samples"} <= tags

@@ -37,7 +37,7 @@ def test_run_writes_grids_curves_checkpoint_and_export(trained_run):
     assert grid.shape == (8 * 18 + 2, 8 * 18 + 2, 3) and grid.std() > 0  # 64 tiles of 16 px, 2 px padding
     assert np.asarray(Image.open(run / "real_batch.png")).shape == (2 * 18 + 2, 10 * 18 + 2, 3)
     with open(run / "history.csv") as f:
-        assert next(csv.reader(f)) == ["epoch", "d_loss", "fake_prob", "g_loss", "real_prob"]
+        assert next(csv.reader(f)) == ["epoch", "d_fake", "d_loss", "d_real", "g_loss"]
     with open(run / "steps.csv") as f:
         steps = list(csv.DictReader(f))
     assert [int(row["step"]) for row in steps] == [1, 2, 3, 4]
@@ -72,7 +72,7 @@ def test_existing_run_is_not_overwritten(trained_run):
     (["--data", "no/such/dir"], "data path does not exist: no/such/dir"),
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
     (["--image-size", "50"], "image_size must equal"),
-    (["--loss", "bogus"], "loss must be bce, hinge, lsgan or wgan"),
+    (["--loss", "bogus"], "loss must be one of bce, hinge, lsgan, wgan"),
     (["--resume", "--out", "runs/none"], "no config.json"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):

@@ -1,0 +1,55 @@
+"""The generator's exponential moving average (EMA): the weights that samples, evaluation
+and exports use.
+
+A GAN generator's weights wander from step to step around a good solution; their running
+average makes smoother, better faces (Yazici et al. 2019, "The unusual effectiveness of
+averaging in GAN training"; StyleGAN's G_ema). The average is a second copy of the
+generator, a tracked sub-model of the GAN, so checkpoints save and restore it like any
+other weights and a loaded run can read it back without building the training GAN.
+
+After each generator update the average moves towards the new weights with decay
+min(decay, t / (t + 10)) at step t, the warm-up of tf.train.ExponentialMovingAverage:
+the first update starts the average at the trained weights, and the barely-trained early
+weights are forgotten quickly (with a constant 0.999 they would still weigh 21% after
+1,560 steps). BatchNorm statistics are copied, not averaged, as StyleGAN2 copies buffers.
+"""
+
+import keras
+import tensorflow as tf
+
+WARMUP_STEPS = 10.0
+
+
+def averaged_copy(generator):
+    """A copy of the generator (same layers, same weights) to hold the average; not trainable."""
+    copy = keras.models.clone_model(generator)
+    copy.set_weights(generator.get_weights())
+    copy.trainable = False
+    return copy
+
+
+def decay_at(decay, step):
+    step = tf.cast(step, tf.float32)
+    return tf.minimum(tf.constant(decay, tf.float32), step / (step + WARMUP_STEPS))
+
+
+def update(average, generator, decay, step):
+    """One EMA update of `average` towards `generator`'s current weights (see the module doc)."""
+    rate = decay_at(decay, step)
+
+    def apply(*_):
+        for target, source in zip(average.weights, generator.weights):
+            if source.trainable:
+                rate_ = tf.cast(rate, target.dtype)
+                target.assign(rate_ * target + (1.0 - rate_) * tf.cast(source, target.dtype))
+            else:
+                target.assign(source)
+
+    # Written in cross-replica context: under tf.distribute one value goes to every replica's
+    # copy (G's weights already agree after the update), where a replica-context write to a
+    # mirrored variable would need an aggregation the cloned layers do not declare.
+    replica = tf.distribute.get_replica_context()
+    if replica is None:
+        apply()
+    else:
+        replica.merge_call(apply)
