@@ -34,11 +34,11 @@ class TrainingCheckpoint:
     def __init__(self, gan, run_dir, max_to_keep=3):
         self.gan = gan
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(
+        self.state = tf.train.Checkpoint(
             gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, epoch=self.epoch,
             generator=gan.sampling_generator)
         self.directory = Path(run_dir) / CHECKPOINT_DIR
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
+        self.manager = tf.train.CheckpointManager(self.state, str(self.directory), max_to_keep=max_to_keep)
 
     @property
     def latest(self):
@@ -71,7 +71,7 @@ class TrainingCheckpoint:
         path = path or self.latest
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        _restore_all(self.checkpoint, path)
+        _restore_all(self.state, path)
         return int(self.epoch.numpy())
 
 

@@ -5,6 +5,7 @@ config.json, real_batch.png, samples/epoch_NNN.png, history.csv (epoch means),
 steps.csv and losses.png (per-step curves) and checkpoints/.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import keras
 
-from . import callbacks, preflight
+from . import callbacks, preflight, run_logs
 from .checkpoints import TrainingCheckpoint, readable_checkpoint
 from .config import Config
 from .data import load_images, make_dataset
@@ -54,6 +55,16 @@ def evaluation_images(cfg, images, log):
     return images[:cfg.eval_n]
 
 
+@dataclasses.dataclass
+class RunCallbacks:
+    """The callbacks of one fit, the three the training loop talks to by name."""
+
+    guard: callbacks.NanGuard
+    curves: callbacks.LossCurves
+    saver: callbacks.SaveCheckpoint
+    ordered: list  # all of them, in the order fit runs them
+
+
 def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
@@ -67,18 +78,13 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_
                                            best_fid=best_fid(run_dir),
                                            floor_images=images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
-    # The checkpoint comes last: an epoch is done once its grid and log rows are written, so a
-    # crash between them leaves the epoch to be trained (and logged) again on --resume.
-    return [
-        guard,
-        callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
-                             tensorboard_dir=tensorboard_dir),
-        *evaluation,
-        *tensorboard,
-        history,
-        callbacks.LossCurves(run_dir, cfg.loss),
-        callbacks.Checkpoint(checkpoint, initial_epoch, guard),
-    ]
+    curves = callbacks.LossCurves(run_dir, cfg.loss)
+    saver = callbacks.SaveCheckpoint(checkpoint, initial_epoch, guard)
+    samples = callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
+                                   tensorboard_dir=tensorboard_dir)
+    # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
+    # written, so a crash between them leaves the epoch to be trained (and logged) again.
+    return RunCallbacks(guard, curves, saver, [guard, samples, *evaluation, *tensorboard, history, curves, saver])
 
 
 def save_best(checkpoint, run_dir, epoch, fid):
@@ -87,7 +93,7 @@ def save_best(checkpoint, run_dir, epoch, fid):
     with written_atomically(Path(run_dir) / BEST_DIR) as (best,):
         best.mkdir()
         checkpoint.epoch.assign(epoch)
-        checkpoint.checkpoint.write(str(best / "ckpt"))
+        checkpoint.state.write(str(best / "ckpt"))
         (best / "best.json").write_text(json.dumps({"epoch": epoch, "fid": fid}) + "\n")
 
 
@@ -120,7 +126,7 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
         initial_epoch = checkpoint.restore(readable_checkpoint(run_dir, log=log))
         # The config's rates, not the checkpoint's: a --resume --lr override takes effect.
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
-        callbacks.trim_logs(out_dir, initial_epoch, gan.step_count())
+        run_logs.trim_logs(out_dir, initial_epoch, gan.step_count())
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:
         initial_epoch = 0
@@ -149,10 +155,10 @@ def _fit(gan, dataset, images, eval_images, cfg, run_dir, checkpoint, resume, in
     rolled_back = False
     while True:
         run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images)
-        guard, curves, saver = run[0], run[-2], run[-1]
+        guard, curves, saver = run.guard, run.curves, run.saver
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
-                              shuffle=False, callbacks=[*run, *extra_callbacks])
+                              shuffle=False, callbacks=[*run.ordered, *extra_callbacks])
         except OSError as error:  # a sample grid or log row could not be written (disk full, I/O error)
             raise TrainingStopped(f"could not write {error.filename or 'an output file'} ({error.strerror or error}); "
                                   f"free some space, then continue with --resume (the checkpoint {checkpoint.latest} "
@@ -170,7 +176,7 @@ def _fit(gan, dataset, images, eval_images, cfg, run_dir, checkpoint, resume, in
             raise TrainingStopped(f"{problem}; stopped. The last good checkpoint is {checkpoint.latest}"
                                   + (" (already rolled back once)" if rolled_back else ""))
         initial_epoch = checkpoint.restore()
-        callbacks.trim_logs(run_dir, initial_epoch, gan.step_count())
+        run_logs.trim_logs(run_dir, initial_epoch, gan.step_count())
         # Recorded in config.json, so the run says what it trains with and a resume keeps it.
         cfg = cfg.replace(lr=cfg.lr * 0.5, d_lr=cfg.d_lr * 0.5)
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
