@@ -43,10 +43,16 @@ class LoadReport:
     loaded: int
     skipped: list = field(default_factory=list)  # (name, reason)
     part: str = "all"  # which part of a held-out split was read (see split_part)
+    names: list = None  # file names of the loaded images (image folders and zips)
+    labels: str = ""  # the attribute file matched to them (dcgan_tf.labels)
+    unlabelled: int = 0  # loaded images without a row in it, left out
 
     def summary(self):
         part = "" if self.part == "all" else f" ({self.part} part)"
         lines = [f"{self.source}: {self.loaded} images loaded of {self.found} found{part}"]
+        if self.labels:
+            lines.append(f"{self.loaded - self.unlabelled} have a row in {self.labels}; "
+                         f"{self.unlabelled} without one are left out")
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} unreadable file(s):")
             lines += [f"  {name}: {reason}" for name, reason in self.skipped[:20]]
@@ -184,7 +190,8 @@ def _list_files(spec):
 
 
 def _decode_all(names, read, size, crop, progress):
-    """Decode in threads (Pillow releases the GIL while decoding); keep order, skip bad files."""
+    """Decode in threads (Pillow releases the GIL while decoding); keep order, skip bad files.
+    Returns (images, their names, skipped (name, reason) pairs)."""
     images = np.empty((len(names), size, size, 3), np.uint8)
     ok = np.zeros(len(names), bool)
     skipped = []
@@ -202,7 +209,8 @@ def _decode_all(names, read, size, crop, progress):
             if bar is not None and (done % 256 == 0 or done == len(names)):
                 bar.update(done)
     # images[ok] is a copy: only pay for it (2x peak memory) when something was skipped.
-    return (images if ok.all() else images[ok]), sorted(skipped)
+    loaded = [name for name, good in zip(names, ok) if good]
+    return (images if ok.all() else images[ok]), loaded, sorted(skipped)
 
 
 def progress_bar(total):
@@ -308,7 +316,7 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
     if not found:
         raise DataError(f"{spec}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     names = split_part(found, holdout, part, limit, spec)
-    images, skipped = _decode_all(names, read, size, crop_fn, progress)
+    images, loaded, skipped = _decode_all(names, read, size, crop_fn, progress)
     if len(images) == 0:
         first_name, first_reason = skipped[0]
         raise DataError(f"{spec}: none of the {len(names)} images could be read (e.g. {first_name}: {first_reason})")
@@ -316,7 +324,7 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
         raise DataError(f"{spec}: {len(skipped)} unreadable image(s) and --strict is set: "
                         + "; ".join(f"{name}: {reason}" for name, reason in skipped[:3])
                         + (" ..." if len(skipped) > 3 else ""))
-    return images, LoadReport(spec, len(found), len(images), skipped, part=part)
+    return images, LoadReport(spec, len(found), len(images), skipped, part=part, names=loaded)
 
 
 # --- the tf.data pipeline -------------------------------------------------------------

@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # train.py, generate.py and dcgan_tf
 CELEBA_ZIP = ROOT.parent / "shared" / "data" / "celeba_10k.zip"
+CELEBA_ATTRS = CELEBA_ZIP.with_name("celeba_10k_attrs.txt")
 
 
 def random_images(count, size, seed=0):
