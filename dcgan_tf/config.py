@@ -71,6 +71,12 @@ class Config:
     # evaluation scores against them (dcgan_tf.split).
     holdout: int = 0
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
+    # Conditional generation (dcgan_tf.conditioning): the attributes G and D are conditioned on, e.g.
+    # ("Smiling", "Male", "Eyeglasses"), labelled per image in `attrs` (CelebA's list_attr_celeba.txt
+    # format). Empty: an unconditional GAN.
+    condition: tuple = ()
+    attrs: str = ""
+    d_condition: str = "projection"  # how D sees the attributes: projection (Miyato & Koyama 2018) or concat
     # Outputs.
     sample_count: int = 64
     tensorboard: bool = False  # also write losses, learning rates, FID/KID and sample grids for TensorBoard
@@ -82,7 +88,7 @@ class Config:
     on_nan: str = "rollback"
 
     def __post_init__(self):
-        for name in ("g_mult", "d_mult"):
+        for name in ("g_mult", "d_mult", "condition"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {
             "image_size must equal g_start * 2**(number of upsamplings)": self.output_size() == self.image_size,
@@ -101,6 +107,9 @@ class Config:
             "loss must be bce, hinge, lsgan or wgan": self.loss in ("bce", "hinge", "lsgan", "wgan"),
             "gp must be none, wgan-gp or r1": self.gp in ("none", "wgan-gp", "r1"),
             "n_critic must be >= 1 and ema in [0, 1)": self.n_critic >= 1 and 0 <= self.ema < 1,
+            "condition needs attrs, the attribute file, and names each attribute once": (
+                not self.condition or self.attrs) and len(set(self.condition)) == len(self.condition),
+            "d_condition must be projection or concat": self.d_condition in ("projection", "concat"),
             "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
                 "auto", "default", "mirrored", "multiworker", "tpu"),
         }
