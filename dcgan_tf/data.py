@@ -329,8 +329,9 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
 
 # --- the tf.data pipeline -------------------------------------------------------------
 
-def make_dataset(images, batch_size, seed=0, shuffle=True):
-    """uint8 images -> batches of float32 in [-1, 1], reshuffled every epoch.
+def make_dataset(images, batch_size, seed=0, shuffle=True, labels=None):
+    """uint8 images -> batches of float32 in [-1, 1], reshuffled every epoch; with labels
+    (one row of 0/1 attribute values per image) batches of (images, float32 labels).
 
     The pipeline shuffles indices and gathers each batch with numpy, so the images are
     never copied into a graph constant and a memory-mapped array is read lazily.
@@ -345,13 +346,17 @@ def make_dataset(images, batch_size, seed=0, shuffle=True):
     indices = indices.batch(batch_size, drop_remainder=True)
 
     def gather(batch_indices):
-        return np.asarray(images[np.sort(batch_indices)])
+        rows = np.sort(batch_indices)
+        return [np.asarray(images[rows])] + ([] if labels is None else [np.asarray(labels[rows], np.float32)])
 
-    def to_float(batch):
-        batch = tf.ensure_shape(batch, (batch_size, size, size, 3))
-        return tf.cast(batch, tf.float32) / 127.5 - 1.0
+    def to_float(batch, *batch_labels):
+        batch = tf.cast(tf.ensure_shape(batch, (batch_size, size, size, 3)), tf.float32) / 127.5 - 1.0
+        if labels is None:
+            return batch
+        return batch, tf.ensure_shape(batch_labels[0], (batch_size, labels.shape[1]))
 
-    batches = indices.map(lambda i: tf.numpy_function(gather, [i], tf.uint8, stateful=False),
+    kinds = [tf.uint8] + ([] if labels is None else [tf.float32])
+    batches = indices.map(lambda i: tuple(tf.numpy_function(gather, [i], kinds, stateful=False)),
                           num_parallel_calls=tf.data.AUTOTUNE)
     batches = batches.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()

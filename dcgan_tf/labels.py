@@ -99,14 +99,19 @@ class LabelledImages:
     attributes: tuple  # the attribute names, one per label column
 
 
-def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False):
+def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False, attributes=None, **split):
     """The images of an image folder or zip with their labels -> (LabelledImages, LoadReport).
 
     Images without a row in `attrs` are left out and counted in the report (report.names
-    still lists every image loaded, e.g. for a held-out split by file name).
+    still lists every image loaded, e.g. for a held-out split by file name). `attributes`
+    keeps only those label columns, in that order (checked before any image is read);
+    `split` (holdout, part, limit, seed) goes to data.load_images.
     """
     table = read_attributes(attrs)
-    images, report = load_images(spec, size, crop, progress=progress, strict=strict)
+    if attributes is not None:
+        columns = table.columns(attributes)
+        table = AttributeTable(tuple(attributes), table.files, table.values[:, columns])
+    images, report = load_images(spec, size, crop, progress=progress, strict=strict, **split)
     if report.names is None:
         raise DataError(f"{spec}: --attrs needs an image folder or a zip, whose file names match the labels' rows")
     rows = table.match(report.names)

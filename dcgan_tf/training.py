@@ -22,6 +22,7 @@ from .export import export_generator
 from .files import written_atomically
 from .gan import build_gan
 from .images import save_grid
+from .labels import load_labelled_images
 
 REAL_BATCH_COUNT = 20
 BEST_DIR = "best"
@@ -50,19 +51,32 @@ class TrainingInterrupted(TrainingStopped):
     exit_code = 130  # the shell's code for SIGINT
 
 
-def evaluation_images(cfg, images, log):
-    """The real images --eval-every scores against: the held-out part when the run has one,
-    else the first training images (said so, as that FID flatters a model that memorises)."""
+def read_data(cfg, **options):
+    """(images, labels, LoadReport) of cfg.data with load_images' options: labels are the 0/1
+    values of the cfg.condition attributes per image for a conditional run, else None. A
+    conditional run leaves out images without a row in cfg.attrs (counted in the report)."""
+    if not cfg.condition:
+        images, report = load_images(cfg.data, cfg.image_size, cfg.crop, **options)
+        return images, None, report
+    labelled, report = load_labelled_images(cfg.data, cfg.attrs, cfg.image_size, cfg.crop,
+                                            attributes=cfg.condition, **options)
+    return labelled.images, labelled.labels, report
+
+
+def evaluation_images(cfg, images, labels, log):
+    """The real images --eval-every scores against, with their labels for a conditional run:
+    the held-out part when the run has one, else the first training images (said so, as
+    that FID flatters a model that memorises)."""
     if cfg.holdout:
-        held_out, _ = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.eval_n, seed=cfg.seed, progress=False,
-                                  holdout=cfg.holdout, part="holdout")
+        held_out, held_out_labels, _ = read_data(cfg, limit=cfg.eval_n, seed=cfg.seed, progress=False,
+                                                 holdout=cfg.holdout, part="holdout")
         log(f"--eval-every: FID/KID against {len(held_out)} held-out images")
-        return held_out
+        return held_out, held_out_labels
     log(f"--eval-every: FID/KID against {min(cfg.eval_n, len(images))} training images (no --holdout)")
-    return images[:cfg.eval_n]
+    return images[:cfg.eval_n], None if labels is None else labels[:cfg.eval_n]
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images):
+def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, labels, evaluation_set):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=("fid", "kid") if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
@@ -70,15 +84,17 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
+        eval_images, eval_labels = evaluation_set
         evaluation = [callbacks.Evaluation(eval_images, cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
-                                           best_fid=best_fid(run_dir))]
+                                           best_fid=best_fid(run_dir), attributes=eval_labels)]
     guard = callbacks.NanGuard()
     return [
         guard,
         callbacks.Checkpoint(checkpoint, initial_epoch, guard),
+        # A conditional model's samples have the attributes of the first training images.
         callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
-                             tensorboard_dir=tensorboard_dir),
+                             tensorboard_dir=tensorboard_dir, attributes=labels),
         *evaluation,
         *tensorboard,
         history,
@@ -111,10 +127,10 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     chief = is_chief(strategy)
     run_dir = prepare_run_dir(run_dir, resume) if chief else Path(run_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
-    images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
-                                 progress=verbose != 0, strict=cfg.strict, holdout=cfg.holdout, part="train")
+    images, labels, report = read_data(cfg, limit=cfg.limit, seed=cfg.seed, progress=verbose != 0, strict=cfg.strict,
+                                       holdout=cfg.holdout, part="train")
     log(report.summary())
-    eval_images = evaluation_images(cfg, images, log) if cfg.eval_every else None
+    evaluation_set = evaluation_images(cfg, images, labels, log) if cfg.eval_every else None
 
     gan = build_gan(cfg, strategy)
     checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
@@ -133,8 +149,8 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     if not resume:
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
     # A resumed run shuffles anew instead of replaying the first epochs' order.
-    dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch)
-    history, cfg = _fit(gan, dataset, images, eval_images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose,
+    dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch, labels=labels)
+    history, cfg = _fit(gan, dataset, labels, evaluation_set, cfg, out_dir, checkpoint, resume, initial_epoch, verbose,
                         log, extra_callbacks)
     if export_dir is not None and chief:
         path = export_generator(gan.sampling_generator, cfg, export_dir)
@@ -144,13 +160,13 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     return gan, history
 
 
-def _fit(gan, dataset, images, eval_images, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
+def _fit(gan, dataset, labels, evaluation_set, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
          extra_callbacks):
     """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops.
     Returns the history and the config trained with (a rollback halves its learning rates)."""
     rolled_back = False
     while True:
-        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images)
+        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, labels, evaluation_set)
         guard, saver, curves = run[0], run[1], run[-1]
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
