@@ -13,16 +13,21 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from . import conditioning
 from .data import in_batches
 from .files import written_atomically
 from .images import GridCanvas, make_grid
 
 
 class FaceGenerator:
-    """z -> uint8 images, from a run directory, an export directory, a bare SavedModel or a .keras file."""
+    """z -> uint8 images, from a run directory, an export directory, a bare SavedModel or a .keras file.
 
-    def __init__(self, fn, latent_dim):
-        self._fn, self.latent_dim = fn, latent_dim
+    A conditional model's inputs are rows [z | attribute values] (dcgan_tf.conditioning);
+    `attributes` names its attributes (empty for an unconditional model).
+    """
+
+    def __init__(self, fn, latent_dim, attributes=()):
+        self._fn, self.latent_dim, self.attributes = fn, latent_dim, tuple(attributes)
 
     @classmethod
     def load(cls, path):
@@ -31,25 +36,42 @@ class FaceGenerator:
         path = Path(path)
         if path.is_dir() and (path / "saved_model.pb").is_file() and not (path / GENERATOR_FILE).is_file():
             return cls._from_saved_model(path)
-        generator, _ = load_generator(path)
-        return cls.from_keras(generator)
+        generator, cfg = load_generator(path)
+        return cls.from_keras(generator, cfg.condition if cfg is not None else ())
 
     @classmethod
-    def from_keras(cls, generator):
-        """A Keras generator (tanh images in [-1, 1]) as z -> uint8 images."""
+    def from_keras(cls, generator, attributes=()):
+        """A Keras generator (tanh images in [-1, 1]) as z -> uint8 images; a conditional one
+        (inputs [z, attributes]) as rows [z | attributes] -> uint8 images."""
         from . import latent
-        return cls(lambda z: latent.to_uint8(generator(z, training=False)), int(generator.input_shape[-1]))
+        latent_dim = int(generator.inputs[0].shape[-1])
+        if len(generator.inputs) == 1:
+            return cls(lambda z: latent.to_uint8(generator(z, training=False)), latent_dim)
+        names = tuple(attributes) or conditioning.positional_names(int(generator.inputs[1].shape[-1]))
+        return cls(lambda rows: latent.to_uint8(generator(conditioning.split_rows(rows, latent_dim), training=False)),
+                   latent_dim, names)
 
     @classmethod
     def _from_saved_model(cls, path):
-        signature = tf.saved_model.load(str(path)).signatures.get("serving_default")
+        model = tf.saved_model.load(str(path))
+        signature = model.signatures.get("serving_default")
         inputs = signature.structured_input_signature[1] if signature is not None else {}
         outputs = signature.structured_outputs if signature is not None else {}
-        z_spec = inputs.get("z")
+        z_spec, attribute_spec = inputs.get("z"), inputs.get("attributes")
         if z_spec is None or z_spec.shape.rank != 2 or "images" not in outputs:
             raise ValueError(f"{path} is a SavedModel but not a dcgan-tf generator "
                              "(its serving_default must map z [batch, latent_dim] to images)")
-        return cls(lambda z: signature(z=tf.convert_to_tensor(z, tf.float32))["images"], int(z_spec.shape[1]))
+        latent_dim = int(z_spec.shape[1])
+        if attribute_spec is None:
+            return cls(lambda z: signature(z=tf.convert_to_tensor(z, tf.float32))["images"], latent_dim)
+        names = model.signatures.get("attribute_names")
+        names = (tuple(name.decode() for name in names()["names"].numpy()) if names is not None
+                 else conditioning.positional_names(int(attribute_spec.shape[1])))
+
+        def generate(rows):
+            z, attributes = conditioning.split_rows(tf.convert_to_tensor(rows, tf.float32), latent_dim)
+            return signature(z=z, attributes=attributes)["images"]
+        return cls(generate, latent_dim, names)
 
     def __call__(self, z):
         return np.asarray(self._fn(tf.convert_to_tensor(z, tf.float32)))
