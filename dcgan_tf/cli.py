@@ -6,7 +6,8 @@ import dataclasses
 from .config import Config
 
 HELP = {
-    "data": "builtin[:N], an image directory, a .zip of images or a .npy/.npz array",
+    "data": ("builtin[:N], celeba (after python -m dcgan_tf.download celeba), an image directory, "
+             "a .zip of images or a .npy/.npz array"),
     "crop": "auto, celeba, center, center:N, box:L,T,R,B or none",
     "limit": "train on the first N images only (0: all)",
     "conv_dim": "width multiplier of both networks",

@@ -2,6 +2,7 @@
 
 Sources (the `data` config field):
 - "builtin" or "builtin:N": the procedural faces of dcgan_tf.faces (N images, default 2,000);
+- "celeba": img_align_celeba.zip as `python -m dcgan_tf.download celeba` put it;
 - a directory of images, searched recursively (.jpg .jpeg .png .bmp);
 - a .zip of images, read as it is (e.g. img_align_celeba.zip as downloaded);
 - a .npy / .npz array [N, H, W, C] (uint8, or floats in [0, 1] or [-1, 1]).
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from PIL import Image
+
+from .download import resolve_dataset_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 BUILTIN_SIZE = 2000
@@ -303,6 +306,7 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
     name, _, arg = spec.partition(":")
     if name == "builtin":
         return _builtin_faces(spec, arg, size, limit, seed, progress, holdout, part)
+    spec = resolve_dataset_path(spec)
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data path does not exist: {spec}")

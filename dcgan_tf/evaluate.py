@@ -23,8 +23,8 @@ import numpy as np
 from . import conditioning, inception, latent, metrics
 from .cli import ArgumentParser
 from .data import DataError, in_batches, load_images
-
-DEFAULT_CACHE = Path.home() / ".cache" / "dcgan_tf"
+from .download import resolve_dataset_path
+from .files import CACHE_DIR
 
 
 def _fingerprint(data):
@@ -32,12 +32,12 @@ def _fingerprint(data):
     file or a folder with files added or removed is a new source)."""
     if data.startswith("builtin"):
         return data
-    path = Path(data).expanduser().resolve()
+    path = Path(resolve_dataset_path(data)).expanduser().resolve()
     stat = path.stat() if path.exists() else None
     return [str(path), stat.st_size, stat.st_mtime_ns] if stat else str(path)
 
 
-def real_features(data, n, image_size, crop="auto", cache_dir=DEFAULT_CACHE, progress=True):
+def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progress=True):
     key = {"data": _fingerprint(data), "n": n, "image_size": image_size, "crop": crop,
            "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
 
@@ -74,7 +74,7 @@ def score(real, batches, face_rate=None):
             "n_real": len(real), "n_fake": len(fake)}
 
 
-def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=DEFAULT_CACHE, progress=True,
+def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
              batch_size=100, attrs=None):
     """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake and image_size."""
     model = Path(model)
@@ -123,7 +123,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated faces")
     parser.add_argument("--attrs", help="a conditional model: the attribute labels of --data "
                         "(list_attr_celeba.txt format)")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="cached real features")
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     args = parser.parse_args(argv)
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half

@@ -9,6 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
+CACHE_DIR = Path.home() / ".cache" / "dcgan_tf"  # cached Inception features, downloaded datasets
+
 
 def partial_path(path, suffix=""):
     """Where `path` is written before the rename that makes it appear complete.

@@ -30,7 +30,7 @@ def prepare(source, out, image_size, crop="auto", limit=0, strict=False, progres
 
 def main(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.prepare", description=__doc__)
-    parser.add_argument("source", help="an image directory, a .zip of images, a .npy/.npz array or builtin[:N]")
+    parser.add_argument("source", help="an image directory, a .zip of images, a .npy/.npz array, builtin[:N] or celeba")
     parser.add_argument("out", type=Path, help="the .npy file to write")
     parser.add_argument("--image-size", type=int, default=64, help="side of the square images (default 64)")
     parser.add_argument("--crop", default="auto", help="auto, celeba, center, center:N, box:L,T,R,B or none")

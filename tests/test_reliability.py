@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from dcgan_tf import training
 from dcgan_tf.checkpoints import CheckpointError, TrainingCheckpoint
-from dcgan_tf.config import preset
+from dcgan_tf.config import Config, preset
 from dcgan_tf.gan import build_gan
 
 from conftest import ROOT, checkpoint_state, epochs_logged, random_images
@@ -148,6 +148,8 @@ def test_nan_rolls_back_once_and_halves_the_learning_rate(tmp_path):
     gan, messages = train_tiny(tmp_path, PoisonWeights(at=6), epochs=3)
     assert any("NaN/Inf at step 6: rolled back to" in m and "ckpt-4 (epoch 1)" in m for m in messages), messages
     assert float(gan.d_optimizer.learning_rate) == pytest.approx(1e-4)
+    saved = Config.load(tmp_path / "run")  # the run says what it trains with, and a resume keeps it
+    assert (saved.lr, saved.discriminator_lr) == (pytest.approx(1e-4), pytest.approx(1e-4))
     assert all(np.isfinite(w.numpy()).all() for w in gan.weights)
     assert checkpoint_state(tmp_path / "run") == (3, 12)  # the bad epoch was done again
     assert epochs_logged(tmp_path / "run") == [1, 2, 3]  # the bad epoch's rows were dropped
