@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import DataError, load_images
+from .download import ATTRIBUTES, resolve_dataset_path
 
 
 class LabelError(DataError):
@@ -50,8 +51,9 @@ VALUES = {"1": 1, "-1": 0}
 
 
 def read_attributes(path):
-    """Parse a list_attr_celeba.txt-format file -> AttributeTable; LabelError names a bad line."""
-    path = Path(path)
+    """Parse a list_attr_celeba.txt-format file -> AttributeTable; LabelError names a bad line.
+    "celeba" is CelebA's own file once downloaded (python -m dcgan_tf.download celeba)."""
+    path = Path(resolve_dataset_path(str(path), ATTRIBUTES))
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:

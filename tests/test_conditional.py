@@ -284,3 +284,11 @@ def test_eval_every_scores_a_conditional_run_with_the_held_out_labels(tmp_path, 
     with open(tmp_path / "run" / "history.csv") as f:
         assert "fid" in f.readline()
     assert [len(images) for images in seen] == [8, 8]  # the 8 held-out faces, then 8 fakes
+
+
+def test_attrs_celeba_reads_the_downloaded_label_file(tmp_path, monkeypatch):
+    from dcgan_tf import download
+    from dcgan_tf.labels import read_attributes
+    monkeypatch.setattr(download, "DEFAULT_DIR", tmp_path)
+    (tmp_path / download.ATTRIBUTES).write_text("1\nSmiling Male\n000001.jpg 1 -1\n")
+    assert read_attributes("celeba").names == ("Smiling", "Male")
