@@ -205,6 +205,21 @@ def test_vary_rows_keep_z_and_flip_one_attribute(conditional_run, tmp_path):
     assert not np.array_equal(grid[0][0], grid[1][0])  # each row its own z
 
 
+def test_a_walk_keeps_its_attributes(conditional_run, tmp_path):
+    _, run, export = conditional_run
+    out = tmp_path / "walk.png"
+    generate.main([str(export), "interpolate", "--attrs", "Smiling=1", "--seeds", "1", "2", "--steps", "3",
+                   "--method", "linear", "--seed", "3", "--out", str(out)])
+    # One draw for the whole walk; drawn per face, the last would have no glasses with seed 3.
+    attributes = conditioning.attribute_rows(1, NAMES, {"Smiling": 1.0}, seed=3)
+    assert conditioning.attribute_rows(3, NAMES, {"Smiling": 1.0}, seed=3)[2, 1] != attributes[0, 1]
+    ends = np.concatenate([latent.sample(1, 16, seed).numpy() for seed in (1, 2)])
+    expected = expected_faces(run, ends, np.repeat(attributes, 2, axis=0))
+    frames = tiles(out, 1, 3)[0]  # seed 1, halfway, seed 2
+    assert np.abs(frames[0].astype(int) - expected[0]).max() <= 1
+    assert np.abs(frames[2].astype(int) - expected[1]).max() <= 1
+
+
 def error_of(argv, capsys, main=generate.main):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
