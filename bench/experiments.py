@@ -1,38 +1,42 @@
-"""The "What helps" experiments of the README: dcgan32 on the 10,000 CelebA faces, the same
-number of D updates per row (1,560; a WGAN-GP step makes n_critic of them), scored by FID / KID / face rate at n = 1,000 against the real faces.
+"""The "What helps" experiments of the README: one preset on the CelebA faces, the same
+number of D updates per row (a WGAN-GP step makes n_critic of them), each row trained with
+every --seed, scored by FID / KID / face rate against held-out faces (the last --holdout
+images, never trained on), with the real-vs-real floor at the same n.
 
-  python bench/experiments.py --data ../shared/data/celeba_10k.zip --out runs/experiments
+  python bench/experiments.py --data celeba_10k.zip --preset keras64 --steps 3000 --seeds 0 1
+  python bench/experiments.py --data celeba_10k.zip --preset dcgan32 --steps 1560 --rows baseline hinge
 
-Rows: baseline (non-saturating BCE); a 2,000-image subset without and with DiffAugment;
-hinge loss; WGAN-GP (n_critic 5). Each row is scored twice: the trained generator and its
-EMA (0.999, the default; the same run, as EMA does not change training). Prints a markdown
-table and writes results.json; each run's samples are in its run directory. Takes about
-40 minutes on a 2-core CPU; runs differ by seed a lot at this budget (`--seed`).
+Rows: baseline (non-saturating BCE), scored raw and with its EMA generator (the same run:
+EMA does not change training); two-time-scale learning rates (TTUR: D 4e-4, G 1e-4);
+hinge loss; DiffAugment; WGAN-GP (n_critic 5, a LayerNorm critic). Prints a markdown table
+with the mean and the spread over seeds, and writes results.json; each run's samples
+are in its run directory, and an interrupted table resumes where it stopped.
 """
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dcgan_tf import evaluate, latent, metrics
+from dcgan_tf.config import preset
+from dcgan_tf.generation import FaceGenerator
+from dcgan_tf.images import save_grid
+from dcgan_tf.training import train
 
-from dcgan_tf import evaluate, latent, metrics  # noqa: E402
-from dcgan_tf.config import preset  # noqa: E402
-from dcgan_tf.generation import FaceGenerator  # noqa: E402
-from dcgan_tf.images import save_grid  # noqa: E402
-from dcgan_tf.training import train  # noqa: E402
+def short_name(row):
+    """A row's name for --rows: its first word."""
+    return row.split(" ")[0].rstrip(",")
 
-STEPS = 1560  # D updates per row: 10 epochs of 10,000 images at batch 64
 
-ROWS = [  # name, config overrides, images used; every row keeps the EMA generator (the default)
-    ("baseline (BCE)", {}, 10000),
-    ("subset 2,000", {}, 2000),
-    ("subset 2,000 + DiffAugment", {"diffaugment": "color,translation,cutout"}, 2000),
-    ("hinge loss", {"loss": "hinge"}, 10000),
-    ("WGAN-GP, n_critic 5", {"loss": "wgan", "gp": "wgan-gp", "n_critic": 5}, 10000),
-]
+ROWS = {  # name -> config overrides
+    "baseline": {},
+    "TTUR (D 4e-4, G 1e-4)": {"lr": 1e-4, "d_lr": 4e-4},
+    "hinge loss": {"loss": "hinge"},
+    "DiffAugment": {"diffaugment": "color,translation,cutout"},
+    "WGAN-GP, n_critic 5": {"loss": "wgan", "gp": "wgan-gp", "n_critic": 5, "d_norm": "layer"},
+}
 
 
 def score(generator, real, n):
@@ -47,31 +51,62 @@ def save_grids(gan, run_dir, n=64):
         save_grid(latent.to_uint8(generator(z, training=False)).numpy(), run_dir / f"{name}.png")
 
 
+def run_row(name, overrides, seed, args, real):
+    """Train one row with one seed (resuming an interrupted run) -> {label: scores}."""
+    cfg = preset(args.preset, data=args.data, holdout=args.holdout, seed=seed,
+                 mixed_precision=args.mixed_precision, **overrides)
+    steps_per_epoch = (10000 - args.holdout) // cfg.batch_size  # the 10k faces less the held-out ones
+    cfg = cfg.replace(epochs=max(1, round(args.steps / cfg.n_critic / steps_per_epoch)))
+    slug = name.split(" (")[0].replace(" ", "-").replace(",", "")
+    run_dir = args.out / f"{slug}-seed{seed}"
+    gan, _ = train(cfg, run_dir, resume=(run_dir / "checkpoints" / "checkpoint").exists(), verbose=0,
+                   log=lambda message: None)
+    save_grids(gan, run_dir)
+    scores = {f"{name}, EMA": score(gan.sampling_generator, real, args.n)}
+    if name == "baseline":
+        scores[f"{name}, raw"] = score(gan.generator, real, args.n)
+    return scores
+
+
+def table(results, floor, args):
+    lines = [f"| {args.preset}, {args.steps} D updates, seeds {' '.join(map(str, args.seeds))} "
+             f"| FID | KID | face rate |", "|---|---|---|---|"]
+    for label, runs in results.items():
+        fid, kid, faces = (np.array([r[key] for r in runs]) for key in ("fid", "kid", "face_rate"))
+        lines.append(f"| {label} | {fid.mean():.1f} ({' / '.join(f'{v:.1f}' for v in fid)}) | {kid.mean():.4f} "
+                     f"| {100 * faces.mean():.1f}% |")
+    lines.append(f"| real-vs-real floor, n = {floor['n']} | {floor['fid']:.1f} | {floor['kid']:.4f} | |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_10k.zip"))
+    parser.add_argument("--data", required=True, help="the 10,000 CelebA faces (a zip or folder)")
+    parser.add_argument("--preset", default="keras64")
     parser.add_argument("--out", type=Path, default=Path("runs/experiments"))
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--seed", type=int, default=0, help="training seed (weights, z, shuffling)")
+    parser.add_argument("--n", type=int, default=1000, help="faces scored, and held-out faces scored against")
+    parser.add_argument("--holdout", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=3000, help="D updates per row")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--rows", nargs="+", choices=[short_name(r) for r in ROWS], help="default: all")
+    parser.add_argument("--mixed-precision", default="float32")
     args = parser.parse_args()
-    real = evaluate.real_features(args.data, args.n, 32, progress=False)
-    results = {}
-    for name, overrides, images in ROWS:
-        run_dir = args.out / name.split(" (")[0].replace(" ", "-").replace(",", "").replace("+", "plus")
-        # the budget is D updates: a WGAN-GP step makes n_critic of them (and one G update)
-        epochs = max(1, round(args.steps / overrides.get("n_critic", 1) / (images // 64)))
-        cfg = preset("dcgan32", data=args.data, limit=images, epochs=epochs, seed=args.seed, **overrides)
-        gan, _ = train(cfg, run_dir, resume=(run_dir / "checkpoints" / "checkpoint").exists(), verbose=0,
-                       log=lambda message: None)
-        save_grids(gan, run_dir)
-        results[name] = score(gan.generator, real, args.n)
-        results[name + ", EMA"] = score(gan.sampling_generator, real, args.n)
-        print(name, results[name], results[name + ", EMA"], flush=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n| dcgan32, {args.steps} steps | FID | KID | face rate |\n|---|---|---|---|")
-    for name, r in results.items():
-        print(f"| {name} | {r['fid']:.1f} | {r['kid']:.4f} +- {r['kid_std']:.4f} | {100 * r['face_rate']:.1f}% |")
+    image_size = preset(args.preset).image_size
+    real = evaluate.real_features(args.data, args.n, image_size, progress=False, holdout=args.holdout, part="holdout")
+    floor = evaluate.floor(real, args.data, image_size, "auto", args.holdout, progress=False)
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    for name, overrides in ROWS.items():
+        if args.rows and short_name(name) not in args.rows:
+            continue
+        for seed in args.seeds:
+            if len(results.get(f"{name}, EMA", [])) > args.seeds.index(seed):
+                continue  # done in an earlier, interrupted invocation
+            for label, scores in run_row(name, overrides, seed, args, real).items():
+                results.setdefault(label, []).append(scores)
+            results_path.write_text(json.dumps(results, indent=2) + "\n")
+            print(name, seed, {k: v[-1]["fid"] for k, v in results.items() if k.startswith(name)}, flush=True)
+    print(table(results, floor, args))
 
 
 if __name__ == "__main__":

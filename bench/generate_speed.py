@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # Runs generate.py in a fresh process and prints that process's peak resident memory (KiB on Linux).
 PEAK_RSS = """

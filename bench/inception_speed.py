@@ -5,15 +5,12 @@ and the time it implies for scoring 10,000 images (10,000 generated + 10,000 rea
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcgan_tf import inception  # noqa: E402
+from dcgan_tf import inception
 
 
 def main():

@@ -15,10 +15,9 @@ import time
 import zipfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcgan_tf.data import load_images, make_dataset  # noqa: E402
-from dcgan_tf.prepare import prepare  # noqa: E402
+from dcgan_tf.data import load_images, make_dataset
+from dcgan_tf.prepare import prepare
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_10k.zip"
 

@@ -1,3 +1,3 @@
 """dcgan-tf: a Keras 3 / TensorFlow DCGAN that learns to generate faces."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

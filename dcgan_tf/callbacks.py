@@ -61,7 +61,8 @@ class SampleGrid(keras.callbacks.Callback):
     def __init__(self, directory, count, latent_dim, seed, tensorboard_dir=None, attributes=None):
         super().__init__()
         self.directory = Path(directory)
-        self.inputs = generator_inputs(count, latent_dim, seed, attributes)
+        rows = generator_inputs(count, latent_dim, seed, attributes)
+        self.inputs = rows if attributes is None else conditioning.split_rows(rows, latent_dim)  # the model's inputs
         self.writer = None
         if tensorboard_dir is not None:
             import tensorflow as tf
@@ -70,8 +71,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs):
             return
-        from .generation import FaceGenerator
-        images = FaceGenerator.from_keras(self.model.sampling_generator)(self.inputs)
+        images = latent.to_uint8(self.model.sampling_generator(self.inputs, training=False)).numpy()
         path = save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
         if self.writer is not None:
             import tensorflow as tf
@@ -192,6 +192,18 @@ class EpochHistory(keras.callbacks.CSVLogger):
         super().__init__(filename, append=append)
         self.extra_keys = set(extra_keys)
 
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.keys = self._existing_columns()  # rows appended to a resumed run keep its columns
+
+    def _existing_columns(self):
+        path = Path(self.filename)
+        if not self.append or not path.is_file():
+            return None
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        return header[1:] if header else None
+
     def on_epoch_end(self, epoch, logs=None):
         if self.keys is None:
             self.keys = sorted(set(logs or {}) | self.extra_keys)
@@ -214,27 +226,35 @@ def trim_logs(run_dir, epoch, step):
 
 
 class Evaluation(keras.callbacks.Callback):
-    """Every `every` epochs, FID and KID of the faces of one fixed latent batch against the
-    first training images (added to the epoch's logs: history.csv and the plot); calls
-    on_best(epoch, fid) when the FID improves. A conditional model makes its faces with the
-    real images' attributes, so both sets have the same mix."""
+    """Every `every` epochs, FID and KID of the faces of one fixed latent batch against
+    `real_images` (added to the epoch's logs: history.csv and the plot); calls
+    on_best(epoch, fid) when the FID improves. With `floor_images` (as many training images,
+    when real_images are held out) it also logs fid_floor, the real-vs-real FID at that n.
+    A conditional model makes its faces with `attributes`, the real images' own, so both
+    sets have the same mix."""
 
-    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf, attributes=None):
+    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf, floor_images=None,
+                 attributes=None):
         super().__init__()
         self.real_images, self.every, self.on_best, self.best_fid = real_images, every, on_best, best_fid
+        self.floor_images = floor_images
         self.inputs = generator_inputs(len(real_images), latent_dim, seed, attributes)
-        self.real_features = None
+        self.real_features, self.floor = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every or not finite(logs):
             return
-        from . import evaluate, inception
+        from . import evaluate, inception, metrics
         from .generation import FaceGenerator
         if self.real_features is None:
             self.real_features = inception.features(self.real_images)
+            if self.floor_images is not None:
+                self.floor = metrics.fid(inception.features(self.floor_images), self.real_features)
         fakes = FaceGenerator.from_keras(self.model.sampling_generator).batches(self.inputs, batch_size=100)
         scores = evaluate.score(self.real_features, fakes)
         logs["fid"], logs["kid"] = scores["fid"], scores["kid"]
+        if self.floor is not None:
+            logs["fid_floor"] = self.floor
         if logs["fid"] < self.best_fid:
             self.best_fid = logs["fid"]
             self.on_best(epoch + 1, logs["fid"])

@@ -15,7 +15,7 @@ class Config:
     """Everything a run needs; saved as JSON in each run directory and exported model.
 
     Layer widths are `conv_dim` times a multiplier, so one flag scales a whole
-    architecture (the width experiments of the seed projects).
+    architecture (width experiments).
     """
 
     preset: str = "keras64"
@@ -88,6 +88,10 @@ class Config:
     on_nan: str = "rollback"
 
     def __post_init__(self):
+        # The names come from the modules that define them (imported here: they import TensorFlow).
+        from .distribute import STRATEGIES
+        from .losses import LOSSES
+        from .penalties import PENALTIES
         for name in ("g_mult", "d_mult", "condition"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {
@@ -104,14 +108,13 @@ class Config:
                 self.gp == "none" or self.d_norm != "batch"),
             "eval_every must be >= 0 and eval_n >= 4": self.eval_every >= 0 and self.eval_n >= 4,
             "on_nan must be 'rollback' or 'stop'": self.on_nan in ("rollback", "stop"),
-            "loss must be bce, hinge, lsgan or wgan": self.loss in ("bce", "hinge", "lsgan", "wgan"),
-            "gp must be none, wgan-gp or r1": self.gp in ("none", "wgan-gp", "r1"),
+            f"loss must be one of {', '.join(LOSSES)}": self.loss in LOSSES,
+            f"gp must be one of {', '.join(PENALTIES)}": self.gp in PENALTIES,
             "n_critic must be >= 1 and ema in [0, 1)": self.n_critic >= 1 and 0 <= self.ema < 1,
             "condition needs attrs, the attribute file, and names each attribute once": (
                 not self.condition or self.attrs) and len(set(self.condition)) == len(self.condition),
             "d_condition must be projection or concat": self.d_condition in ("projection", "concat"),
-            "strategy must be auto, default, mirrored, multiworker or tpu": self.strategy in (
-                "auto", "default", "mirrored", "multiworker", "tpu"),
+            f"strategy must be one of {', '.join(STRATEGIES)}": self.strategy in STRATEGIES,
         }
         errors = [message for message, ok in checks.items() if not ok]
         if errors:
@@ -159,7 +162,7 @@ class Config:
 PRESETS = {
     # The design card; the keras.io "DCGAN to generate face images" architecture.
     "keras64": Config(),
-    # The Udacity face-generation project (seeds 000/003/004): 32x32, conv_dim width, latent 100.
+    # The Udacity face-generation project's model: 32x32, conv_dim width, latent 100.
     "dcgan32": Config(
         preset="dcgan32", image_size=32, latent_dim=100, g_start=2, g_dense_mult=8, g_mult=(4, 2, 1),
         g_dense_norm=True, g_activation="relu", g_out="deconv", d_mult=(1, 2, 4, 8), d_dropout=0.0,

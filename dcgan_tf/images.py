@@ -44,3 +44,45 @@ def save_png(array, path):
 
 def save_grid(images, path, rows=None):
     return save_png(make_grid(images, rows), path)
+
+
+def arithmetic_figure(exemplars, averages, signs, results, padding=2):
+    """The DCGAN paper's figure 7: per concept a column of exemplars over their average's face,
+    joined by - and + signs, then = and the result grid beside the averages.
+
+    exemplars uint8 [concepts, k, h, w, 3], averages [concepts, h, w, 3], signs +1/-1 per
+    concept, results [9, h, w, 3] (a 3x3 grid, the exact result in the middle).
+    """
+    concepts, k, h, w, _ = exemplars.shape
+    gap = w // 2  # room for the operator signs between columns
+    average_top = padding + k * (h + padding) + h // 4
+
+    def column_left(c):
+        return padding + c * (w + gap)
+
+    results_left = column_left(concepts)
+    canvas = np.full((average_top + h + padding, results_left + 3 * (w + padding), 3), 255, np.uint8)
+    for c in range(concepts):
+        for i in range(k):
+            top = padding + i * (h + padding)
+            canvas[top:top + h, column_left(c):column_left(c) + w] = exemplars[c, i]
+        canvas[average_top:average_top + h, column_left(c):column_left(c) + w] = averages[c]
+        if c:
+            _draw_sign(canvas, column_left(c) - gap // 2, average_top + h // 2, gap, "+" if signs[c] > 0 else "-")
+    _draw_sign(canvas, results_left - gap // 2, average_top + h // 2, gap, "=")
+    for i, image in enumerate(results):  # bottom row level with the averages
+        r, c = divmod(i, 3)
+        top, left = average_top - (2 - r) * (h + padding), results_left + c * (w + padding)
+        canvas[top:top + h, left:left + w] = image
+    return canvas
+
+
+def _draw_sign(canvas, x, y, size, sign):
+    """+, - or = drawn as bars centred on (x, y), without a font."""
+    half, thick = max(2, size * 3 // 10), max(1, size // 10)
+    bars = {"-": [("across", 0)], "+": [("across", 0), ("down", 0)], "=": [("across", -thick - 1), ("across", thick + 1)]}
+    for direction, offset in bars[sign]:
+        if direction == "across":
+            canvas[y + offset - thick // 2:y + offset + (thick + 1) // 2, x - half:x + half] = 60
+        else:
+            canvas[y - half:y + half, x - thick // 2:x + (thick + 1) // 2] = 60

@@ -31,16 +31,20 @@ class AttributeTable:
     values: np.ndarray  # uint8 [rows, attributes], 1 = present, 0 = absent
 
     def columns(self, wanted):
-        """Indices of the attributes `wanted` (names); ValueError names any unknown one."""
-        unknown = [name for name in wanted if name not in self.names]
-        if unknown:
-            raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; the labels have {', '.join(self.names)}")
-        return [self.names.index(name) for name in wanted]
+        return attribute_indices(self.names, wanted, "the labels")
 
     def match(self, image_names):
         """Row index for each image name, -1 where the file has no row for it."""
         rows = {_key(name): i for i, name in enumerate(self.files)}
         return np.array([rows.get(_key(name), -1) for name in image_names], np.int64)
+
+
+def attribute_indices(names, wanted, owner):
+    """Indices of the attributes `wanted` among `names`; ValueError names any unknown one."""
+    unknown = [name for name in wanted if name not in names]
+    if unknown:
+        raise ValueError(f"unknown attribute(s) {', '.join(unknown)}; {owner} know(s) {', '.join(names)}")
+    return [names.index(name) for name in wanted]
 
 
 def _key(file_name):
@@ -51,9 +55,8 @@ VALUES = {"1": 1, "-1": 0}
 
 
 def read_attributes(path):
-    """Parse a list_attr_celeba.txt-format file -> AttributeTable; LabelError names a bad line.
-    "celeba" is CelebA's own file once downloaded (python -m dcgan_tf.download celeba)."""
-    path = Path(resolve_dataset_path(str(path), ATTRIBUTES))
+    """Parse a list_attr_celeba.txt-format file -> AttributeTable; LabelError names a bad line."""
+    path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -64,7 +67,7 @@ def read_attributes(path):
 
     if len(lines) < 2:
         fail(len(lines) + 1, "expected a count line, a line of attribute names, then one row per image")
-    if not lines[0].strip().isdigit():
+    if not lines[0].strip().isdecimal():
         fail(1, f"expected the number of images (list_attr_celeba.txt format), got {lines[0][:40]!r}")
     names = tuple(lines[1].split())
     if not names:
@@ -101,19 +104,19 @@ class LabelledImages:
     attributes: tuple  # the attribute names, one per label column
 
 
-def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False, attributes=None, **split):
+def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False, holdout=0, part="all",
+                         limit=0, attributes=None):
     """The images of an image folder or zip with their labels -> (LabelledImages, LoadReport).
 
-    Images without a row in `attrs` are left out and counted in the report (report.names
-    still lists every image loaded, e.g. for a held-out split by file name). `attributes`
-    keeps only those label columns, in that order (checked before any image is read);
-    `split` (holdout, part, limit, seed) goes to data.load_images.
+    `attrs` is a file in CelebA's format, or "celeba" for the downloaded one. holdout, part
+    and limit choose the images as for load_images. Images without a row are left out and
+    counted in the report (report.names still lists every image loaded). `attributes` keeps
+    only those label columns, in that order (checked before any image is read).
     """
-    table = read_attributes(attrs)
+    table = read_attributes(resolve_dataset_path(str(attrs), ATTRIBUTES))
     if attributes is not None:
-        columns = table.columns(attributes)
-        table = AttributeTable(tuple(attributes), table.files, table.values[:, columns])
-    images, report = load_images(spec, size, crop, progress=progress, strict=strict, **split)
+        table = AttributeTable(tuple(attributes), table.files, table.values[:, table.columns(attributes)])
+    images, report = load_images(spec, size, crop, limit, progress=progress, strict=strict, holdout=holdout, part=part)
     if report.names is None:
         raise DataError(f"{spec}: --attrs needs an image folder or a zip, whose file names match the labels' rows")
     rows = table.match(report.names)
@@ -124,12 +127,3 @@ def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=F
     report.labels, report.unlabelled = str(attrs), int((~has_row).sum())
     kept = [name for name, ok in zip(report.names, has_row) if ok]
     return LabelledImages(images[has_row], table.values[rows[has_row]], kept, table.names), report
-
-
-def held_out_names(names, count):
-    """The held-out images by a fixed rule: the last `count` image names by file name, as
-    CelebA's own partition holds out its last images. Returns them as a set."""
-    if count < 0:
-        raise ValueError(f"the held-out count must be >= 0, got {count}")
-    ordered = sorted(names, key=lambda name: (Path(name).name, name))
-    return set(ordered[len(ordered) - min(count, len(ordered)):])

@@ -34,6 +34,16 @@ def sample(n, latent_dim, seed, truncation=None):
     return tf.math.ndtri(uniform)
 
 
+def from_seeds(seeds, latent_dim, truncation=None):
+    """One latent vector per seed, each the face `generate.py --n 1 --seed SEED` makes."""
+    return np.concatenate([sample(1, latent_dim, seed, truncation).numpy() for seed in seeds])
+
+
+def walk(seeds, steps, latent_dim, truncation=None, method="slerp"):
+    """The walk `generate.py interpolate --seeds ... --steps N` shows: from each seed's face to the next."""
+    return interpolate(from_seeds(seeds, latent_dim, truncation), steps, method)
+
+
 def interpolate(points, steps, method="slerp"):
     """A walk through latent points: `steps` vectors from each point to the next (the last included).
 
@@ -58,6 +68,11 @@ def _segment(a, b, t, method):
     if omega < 1e-6:  # (anti)parallel to numerical precision: the line is the arc
         return (1 - t) * a + t * b
     return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def moved(z, directions, strengths):
+    """z moved `strength` units along each named unit direction (one per attribute: latent editing)."""
+    return z + sum(strength * directions[name] for name, strength in strengths.items())
 
 
 def query_points(latent_dim, vector=None):

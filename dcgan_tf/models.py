@@ -1,6 +1,6 @@
 """Generator and discriminator, built from a Config.
 
-Initialisation follows the DCGAN paper (and the seed projects): weights N(0, 0.02),
+Initialisation follows the DCGAN paper: weights N(0, 0.02),
 biases 0, BatchNorm gamma N(1, 0.02). Under a mixed-precision policy the generator's
 tanh output and the discriminator's logit stay float32 so the losses are computed in
 full precision.

@@ -25,6 +25,7 @@ from .images import save_grid
 from .labels import load_labelled_images
 
 REAL_BATCH_COUNT = 20
+EVAL_KEYS = ("fid", "kid", "fid_floor")
 BEST_DIR = "best"
 
 
@@ -51,14 +52,15 @@ class TrainingInterrupted(TrainingStopped):
     exit_code = 130  # the shell's code for SIGINT
 
 
-def read_data(cfg, **options):
-    """(images, labels, LoadReport) of cfg.data with load_images' options: labels are the 0/1
-    values of the cfg.condition attributes per image for a conditional run, else None. A
-    conditional run leaves out images without a row in cfg.attrs (counted in the report)."""
+def read_data(cfg, part, limit, progress, strict=False):
+    """(images, labels, LoadReport) of one part of cfg.data's held-out split (see load_images):
+    labels are the 0/1 values of the cfg.condition attributes per image for a conditional run,
+    else None. A conditional run leaves out images without a row in cfg.attrs (counted in the report)."""
+    options = dict(progress=progress, strict=strict, holdout=cfg.holdout, part=part)
     if not cfg.condition:
-        images, report = load_images(cfg.data, cfg.image_size, cfg.crop, **options)
+        images, report = load_images(cfg.data, cfg.image_size, cfg.crop, limit, seed=cfg.seed, **options)
         return images, None, report
-    labelled, report = load_labelled_images(cfg.data, cfg.attrs, cfg.image_size, cfg.crop,
+    labelled, report = load_labelled_images(cfg.data, cfg.attrs, cfg.image_size, cfg.crop, limit=limit,
                                             attributes=cfg.condition, **options)
     return labelled.images, labelled.labels, report
 
@@ -68,17 +70,16 @@ def evaluation_images(cfg, images, labels, log):
     the held-out part when the run has one, else the first training images (said so, as
     that FID flatters a model that memorises)."""
     if cfg.holdout:
-        held_out, held_out_labels, _ = read_data(cfg, limit=cfg.eval_n, seed=cfg.seed, progress=False,
-                                                 holdout=cfg.holdout, part="holdout")
+        held_out, held_out_labels, _ = read_data(cfg, "holdout", cfg.eval_n, progress=False)
         log(f"--eval-every: FID/KID against {len(held_out)} held-out images")
         return held_out, held_out_labels
     log(f"--eval-every: FID/KID against {min(cfg.eval_n, len(images))} training images (no --holdout)")
     return images[:cfg.eval_n], None if labels is None else labels[:cfg.eval_n]
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, labels, evaluation_set):
+def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
-                                     extra_keys=("fid", "kid") if cfg.eval_every else ())
+                                     extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
     tensorboard = [callbacks.LearningRates(),
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
@@ -87,7 +88,8 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, labels, evalu
         eval_images, eval_labels = evaluation_set
         evaluation = [callbacks.Evaluation(eval_images, cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
-                                           best_fid=best_fid(run_dir), attributes=eval_labels)]
+                                           best_fid=best_fid(run_dir), attributes=eval_labels,
+                                           floor_images=images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
     return [
         guard,
@@ -127,8 +129,7 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     chief = is_chief(strategy)
     run_dir = prepare_run_dir(run_dir, resume) if chief else Path(run_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
-    images, labels, report = read_data(cfg, limit=cfg.limit, seed=cfg.seed, progress=verbose != 0, strict=cfg.strict,
-                                       holdout=cfg.holdout, part="train")
+    images, labels, report = read_data(cfg, "train", cfg.limit, progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
     evaluation_set = evaluation_images(cfg, images, labels, log) if cfg.eval_every else None
 
@@ -150,8 +151,8 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
     # A resumed run shuffles anew instead of replaying the first epochs' order.
     dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch, labels=labels)
-    history, cfg = _fit(gan, dataset, labels, evaluation_set, cfg, out_dir, checkpoint, resume, initial_epoch, verbose,
-                        log, extra_callbacks)
+    history, cfg = _fit(gan, dataset, images, labels, evaluation_set, cfg, out_dir, checkpoint, resume, initial_epoch,
+                        verbose, log, extra_callbacks)
     if export_dir is not None and chief:
         path = export_generator(gan.sampling_generator, cfg, export_dir)
         log(f"exported the generator to {path}")
@@ -160,13 +161,13 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     return gan, history
 
 
-def _fit(gan, dataset, labels, evaluation_set, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
+def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
          extra_callbacks):
     """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops.
     Returns the history and the config trained with (a rollback halves its learning rates)."""
     rolled_back = False
     while True:
-        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, labels, evaluation_set)
+        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set)
         guard, saver, curves = run[0], run[1], run[-1]
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,

@@ -8,7 +8,6 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # train.py, generate.py and dcgan_tf
 CELEBA_ZIP = ROOT.parent / "shared" / "data" / "celeba_10k.zip"
 CELEBA_ATTRS = CELEBA_ZIP.with_name("celeba_10k_attrs.txt")
 
@@ -39,3 +38,29 @@ def checkpoint_state(run):
 def epochs_logged(run):
     with open(Path(run) / "history.csv") as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("explorer", "tests/test_explore_browser.py")
+    group.addoption("--explorer-model", help="drive the page on this model (default: a tiny untrained one)")
+    group.addoption("--explorer-screenshot", help="also save the page's screenshot here (docs/explorer.png)")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """An untrained tiny generator exported, with directions.npz for two attributes: Smiling, Male.
+    Its kernels are scaled up 8x: at their initial N(0, 0.02) every latent gives about the same grey
+    image, and tests could not tell one face from another."""
+    from dcgan_tf.config import preset
+    from dcgan_tf.export import export_generator
+    from dcgan_tf.models import build_generator
+    cfg = preset("tiny")
+    generator = build_generator(cfg)
+    for weight in generator.weights:
+        if weight.path.endswith("kernel"):
+            weight.assign(8 * weight)
+    path = export_generator(generator, cfg, tmp_path_factory.mktemp("explore") / "tiny")
+    directions = np.random.default_rng(1).normal(size=(2, cfg.latent_dim))
+    np.savez(path / "directions.npz", Smiling=directions[0], Male=directions[1])
+    return path
+

@@ -252,7 +252,7 @@ def test_bad_conditions_are_one_line_train_errors(tmp_path, capsys):
     base = ["--preset", "tiny", "--out", str(tmp_path / "run"), "--no-export"]
     cases = [
         (["--data", str(folder), "--attrs", str(attrs), "--condition", "Smile"],
-         "unknown attribute(s) Smile; the labels have Smiling, Male, Eyeglasses"),
+         "unknown attribute(s) Smile; the labels know(s) Smiling, Male, Eyeglasses"),
         (["--data", str(folder), "--condition", "Smiling"], "condition needs attrs"),
         (["--data", str(tmp_path / "faces.npy"), "--attrs", str(attrs), "--condition", "Smiling"],
          "--attrs needs an image folder or a zip"),
@@ -282,9 +282,10 @@ def test_evaluate_gives_a_conditional_models_faces_the_real_attributes(condition
     root, run, export = conditional_run
     monkeypatch.setattr(evaluate, "face_rate_counter", lambda: None)
     seen = fake_inception(monkeypatch)
-    argv = ["--model", str(export), "--data", str(root / "faces"), "--n", "6", "--cache-dir", str(tmp_path)]
-    assert "is a conditional model: give --attrs" in error_of(argv, capsys, evaluate.main)
-    evaluate.main(argv + ["--attrs", str(root / "attrs.txt")])
+    other = shutil.copytree(root / "faces", tmp_path / "other")
+    argv = ["--model", str(export), "--n", "6", "--cache-dir", str(tmp_path)]
+    assert "is a conditional model: give --attrs" in error_of(argv + ["--data", str(other)], capsys, evaluate.main)
+    evaluate.main(argv)  # its own data and labels, from its config.json
     labels = [[int(v == "1") for v in line.split()[1::2]] for line in (root / "attrs.txt").read_text().splitlines()[2:8]]
     expected = expected_faces(run, latent.sample(6, 16, seed=0).numpy(), labels)  # Smiling and Eyeglasses columns
     assert np.abs(seen[-1].astype(int) - expected).max() <= 1
@@ -298,12 +299,14 @@ def test_eval_every_scores_a_conditional_run_with_the_held_out_labels(tmp_path, 
     train(cfg, tmp_path / "run", verbose=0, log=lambda message: None)
     with open(tmp_path / "run" / "history.csv") as f:
         assert "fid" in f.readline()
-    assert [len(images) for images in seen] == [8, 8]  # the 8 held-out faces, then 8 fakes
+    assert [len(images) for images in seen] == [8, 8, 8]  # 8 held-out faces, 8 training ones (the floor), 8 fakes
 
 
 def test_attrs_celeba_reads_the_downloaded_label_file(tmp_path, monkeypatch):
     from dcgan_tf import download
-    from dcgan_tf.labels import read_attributes
+    from dcgan_tf.labels import load_labelled_images
+    folder, attrs = write_labelled_folder(tmp_path, count=4, labelled=4)
     monkeypatch.setattr(download, "DEFAULT_DIR", tmp_path)
-    (tmp_path / download.ATTRIBUTES).write_text("1\nSmiling Male\n000001.jpg 1 -1\n")
-    assert read_attributes("celeba").names == ("Smiling", "Male")
+    attrs.rename(tmp_path / download.ATTRIBUTES)
+    labelled, _ = load_labelled_images(str(folder), "celeba", 16, progress=False, attributes=["Male"])
+    assert labelled.attributes == ("Male",) and labelled.labels.shape == (4, 1)

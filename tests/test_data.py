@@ -228,3 +228,26 @@ def test_numpy_array_of_the_wrong_shape_or_dtype(tmp_path, array, message):
     np.save(tmp_path / "bad.npy", array)
     with pytest.raises(DataError, match=message):
         load_images(str(tmp_path / "bad.npy"), 16, progress=False)
+
+
+def test_holdout_is_the_last_images_by_file_name_and_never_trained_on(tmp_path):
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    images = random_images(10, 16)
+    for i in reversed(range(10)):  # written out of order: the split follows the sorted names
+        Image.fromarray(images[i]).save(folder / f"{i:06d}.png")
+    train, report = load_images(str(folder), 16, "none", holdout=3, part="train", progress=False)
+    held, _ = load_images(str(folder), 16, "none", holdout=3, part="holdout", progress=False)
+    np.testing.assert_array_equal(train, images[:7])
+    np.testing.assert_array_equal(held, images[7:])
+    assert "7 images loaded of 10 found (train part)" in report.summary()
+    limited, _ = load_images(str(folder), 16, "none", limit=2, holdout=3, part="holdout", progress=False)
+    np.testing.assert_array_equal(limited, images[7:9])  # --limit takes from the part, never across it
+    np.save(tmp_path / "faces.npy", images)
+    np.testing.assert_array_equal(load_images(str(tmp_path / "faces.npy"), 16, holdout=4, part="holdout",
+                                              progress=False)[0], images[6:])
+    builtin_all, _ = load_images("builtin:6", 16, progress=False)
+    np.testing.assert_array_equal(load_images("builtin:6", 16, holdout=2, part="holdout", progress=False)[0],
+                                  builtin_all[4:])
+    with pytest.raises(DataError, match="leaves no training images"):
+        load_images(str(folder), 16, holdout=10, part="train", progress=False)

@@ -41,11 +41,13 @@ def test_fit_moves_the_losses_and_batchnorm_statistics():
     cfg = preset("tiny")
     gan = build_gan(cfg)
     moving_mean = [w for w in gan.generator.weights if "moving_mean" in w.path][0]
+    d_moving_mean = [w for w in gan.discriminator.weights if "moving_mean" in w.path][0]
     history = gan.fit(real_batches(cfg).repeat(4), epochs=2, verbose=0, shuffle=False).history
     assert list(history) == ["d_fake", "d_loss", "d_real", "g_loss"]  # no spurious "loss"
     assert all(np.isfinite(history[k]).all() for k in history)
     assert history["d_loss"][0] != history["d_loss"][1] and history["g_loss"][0] != history["g_loss"][1]
-    assert np.abs(moving_mean.numpy()).max() > 0  # BatchNorm ran in training mode
+    # BatchNorm statistics move only in training mode: G and D both ran with training=True
+    assert np.abs(moving_mean.numpy()).max() > 0 and np.abs(d_moving_mean.numpy()).max() > 0
     assert int(gan.d_optimizer.iterations) == 32
 
 
@@ -88,8 +90,35 @@ def test_one_sided_label_smoothing():
 
 
 def test_unknown_loss_is_rejected():
-    with pytest.raises(ValueError, match="loss must be bce, hinge, lsgan or wgan"):
+    with pytest.raises(ValueError, match="loss must be one of bce, hinge, lsgan, wgan"):
         build_gan(preset("tiny", loss="wasserstein"))
+
+
+@pytest.mark.parametrize("policy, tolerance", [("mixed_bfloat16", 0.1), ("mixed_float16", 0.02)])
+def test_mixed_precision_updates_match_float32_with_sgd(policy, tolerance):
+    """With SGD the update is proportional to the gradient, so a loss scale that is not undone
+    (or a gradient lost to float16) shows; Adam would hide a constant scale."""
+    from dcgan_tf.models import build_discriminator, build_generator
+    cfg = preset("tiny", d_dropout=0.0, ema=0.0)
+    batch = next(iter(real_batches(cfg)))
+    updates = {}
+    try:
+        for name in ("float32", policy):
+            keras.mixed_precision.set_global_policy(name)
+            gan = DCGAN(build_generator(cfg), build_discriminator(cfg), seed=cfg.seed)
+            gan.build()
+            gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
+            variables = [*gan.generator.trainable_variables, *gan.discriminator.trainable_variables]
+            before = [v.numpy().copy() for v in variables]
+            gan.train_step(batch)
+            updates[name] = np.concatenate([(v.numpy() - b).ravel() for v, b in zip(variables, before)])
+        if policy == "mixed_float16":
+            assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reference, mixed = updates["float32"], updates[policy]
+    assert np.linalg.norm(reference) > 0
+    assert np.linalg.norm(mixed - reference) < tolerance * np.linalg.norm(reference)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])

@@ -124,9 +124,15 @@ def test_interpolation_ends_at_its_points(method):
     np.testing.assert_allclose(walk[[0, 3, 6]], points, rtol=1e-5)
 
 
-def test_truncated_latents_stay_inside_psi():
-    z = latent.sample(500, 32, seed=0, truncation=0.7).numpy()
-    assert np.abs(z).max() <= 0.7 and z.std() > 0.3
+def test_truncated_latents_follow_the_truncated_normal_not_a_clip():
+    from math import erf, sqrt
+    psi = 0.7
+    z = np.sort(latent.sample(500, 32, seed=0, truncation=psi).numpy().ravel())
+    assert np.abs(z).max() <= psi
+    normal_cdf = np.vectorize(lambda x: 0.5 * (1 + erf(x / sqrt(2))))
+    expected = (normal_cdf(z) - normal_cdf(-psi)) / (normal_cdf(psi) - normal_cdf(-psi))
+    ks = np.max(np.abs(expected - np.arange(1, len(z) + 1) / len(z)))
+    assert ks < 0.03  # a clip to [-psi, psi] (30% of the mass on the bounds) or a rescaling fails this
 
 
 def test_query_shows_the_fixed_points_and_a_user_vector(exported, tmp_path):

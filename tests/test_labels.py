@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import CELEBA_ATTRS, random_images
-from dcgan_tf.data import DataError
-from dcgan_tf.labels import LabelError, held_out_names, load_labelled_images, read_attributes
+from conftest import CELEBA_ATTRS, CELEBA_ZIP, random_images
+from dcgan_tf.data import DataError, split_part
+from dcgan_tf.labels import LabelError, load_labelled_images, read_attributes
 
 GOOD = """3
 Smiling Male  Eyeglasses
@@ -30,7 +30,7 @@ def test_reads_the_celeba_format(tmp_path):
     assert table.files == ("000001.jpg", "000002.jpg", "000003.jpg")
     np.testing.assert_array_equal(table.values, [[0, 1, 0], [1, 1, 0], [1, 0, 1]])
     assert table.columns(["Eyeglasses", "Smiling"]) == [2, 0]
-    with pytest.raises(ValueError, match="unknown attribute.*Smile.*the labels have Smiling, Male"):
+    with pytest.raises(ValueError, match="unknown attribute.*Smile; the labels know.s. Smiling, Male"):
         table.columns(["Smile"])
 
 
@@ -98,14 +98,6 @@ def test_sources_without_file_names_or_matching_rows_are_refused(tmp_path):
         load_labelled_images(str(tmp_path / "other"), attrs, 16, progress=False)
 
 
-def test_held_out_are_the_last_by_file_name():
-    names = [f"celeba/{i:06d}.jpg" for i in (10, 3, 7, 1, 9)]
-    assert held_out_names(names, 2) == {"celeba/000009.jpg", "celeba/000010.jpg"}
-    assert held_out_names(names, 0) == set() and held_out_names(names, 9) == set(names)
-    with pytest.raises(ValueError):
-        held_out_names(names, -1)
-
-
 @pytest.mark.skipif(not CELEBA_ATTRS.exists(), reason="needs ../shared/data/celeba_10k_attrs.txt")
 def test_reads_celeba_labels():
     table = read_attributes(CELEBA_ATTRS)
@@ -113,3 +105,14 @@ def test_reads_celeba_labels():
     assert table.files[0] == "000001.jpg" and table.files[-1] == "009701.jpg"
     glasses, smiling = (table.values[:, i].mean() for i in table.columns(["Eyeglasses", "Smiling"]))
     assert 0.03 < glasses < 0.12 and 0.4 < smiling < 0.6  # CelebA: ~6.5% glasses, ~48% smiling
+
+
+@pytest.mark.skipif(not CELEBA_ZIP.exists(), reason="needs ../shared/data/celeba_10k.zip")
+@pytest.mark.skipif(not CELEBA_ATTRS.exists(), reason="needs ../shared/data/celeba_10k_attrs.txt")
+def test_celeba_10k_holds_out_images_009001_to_010000():
+    table = read_attributes(CELEBA_ATTRS)
+    with zipfile.ZipFile(CELEBA_ZIP) as archive:
+        names = sorted(name for name in archive.namelist() if name.endswith(".jpg"))
+    held = split_part(names, 1000, "holdout")
+    assert [name.split("/")[-1] for name in held] == [f"{i:06d}.jpg" for i in range(9001, 10001)]
+    assert (table.match(held) >= 0).sum() == 701  # the labels stop at 009701

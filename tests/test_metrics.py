@@ -223,3 +223,31 @@ def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
     assert best["fid"] == pytest.approx(min(fids)) and best["epoch"] == 1 + fids.index(min(fids))
     generator, _ = load_generator(tmp_path / "run" / "best" / "ckpt")
     assert generator.output_shape == (None, 16, 16, 3)
+
+
+@needs_weights
+def test_scores_are_against_held_out_images_with_the_real_floor_beside(tmp_path, capsys):
+    import csv
+
+    from dcgan_tf.training import train
+    images = random_images(40, 16)
+    np.save(tmp_path / "faces.npy", images)
+    cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=1, eval_every=1, eval_n=8, holdout=8)
+    messages = []
+    train(cfg, tmp_path / "run", verbose=0, log=messages.append)
+    assert "--eval-every: FID/KID against 8 held-out images" in messages
+    with open(tmp_path / "run" / "history.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["fid_floor"]) > 0 and float(row["fid"]) > 0
+    out = tmp_path / "scores.json"
+    evaluate.main(["--model", str(tmp_path / "run"), "--n", "8", "--cache-dir", str(tmp_path / "cache"),
+                   "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "8 generated vs 8 held-out images" in printed and "real-vs-real floor" in printed
+    scores = json.loads(out.read_text())
+    assert scores["against"] == "holdout" and scores["floor"]["n"] == 8
+    assert scores["floor"]["fid"] == pytest.approx(float(row["fid_floor"]), rel=1e-4)
+    evaluate.main(["--model", str(tmp_path / "run"), "--n", "8", "--against", "train",
+                   "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
+    assert "8 generated vs 8 training images" in capsys.readouterr().out
+    assert "floor" not in json.loads(out.read_text())

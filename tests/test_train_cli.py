@@ -72,7 +72,7 @@ def test_existing_run_is_not_overwritten(trained_run):
     (["--data", "no/such/dir"], "data path does not exist: no/such/dir"),
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
     (["--image-size", "50"], "image_size must equal"),
-    (["--loss", "bogus"], "loss must be bce, hinge, lsgan or wgan"),
+    (["--loss", "bogus"], "loss must be one of bce, hinge, lsgan, wgan"),
     (["--resume", "--out", "runs/none"], "no config.json"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):

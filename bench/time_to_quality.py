@@ -1,0 +1,118 @@
+"""Time to quality: the keras.io reference step (bench/keras_io_reference.py) and ours, each
+trained for the same wall-clock budgets on the same faces and machine, taking turns, both
+scored with the same held-out FID/KID protocol at every budget.
+
+  python bench/time_to_quality.py --data celeba_10k.zip --budgets 15 30 60 120
+
+Budgets are minutes of training (scoring is not counted). The reference is the example as
+it is: float32, Adam 1e-4, a fresh z for G, noisy labels, no EMA. Ours is train.py's
+keras64 with the flags given (--ours, e.g. "--mixed-precision mixed_bfloat16 --lr 1e-4
+--d-lr 4e-4"). Reported: each contender's FID/KID per budget, the real-vs-real floor, and
+the ratio of the reference's total time to the time ours needs to reach the reference's
+final FID (linear in log-time between budgets). Writes results.json in --out.
+"""
+
+import argparse
+import json
+import math
+import shlex
+import time
+from pathlib import Path
+
+import keras
+
+from dcgan_tf import evaluate, latent
+from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
+from dcgan_tf.config import preset
+from dcgan_tf.data import load_images, make_dataset
+from dcgan_tf.gan import build_gan
+from dcgan_tf.generation import FaceGenerator
+from keras_io_reference import build_reference
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Stops fit once `seconds` of training have passed in this and earlier calls."""
+
+    def __init__(self, spent, seconds):
+        super().__init__()
+        self.spent, self.seconds = spent, seconds
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.spent += time.perf_counter() - self.start
+        if self.spent >= self.seconds:
+            self.model.stop_training = True
+
+
+class Contender:
+    def __init__(self, name, gan, generator, dataset):
+        self.name, self.gan, self.generator, self.dataset, self.spent = name, gan, generator, dataset, 0.0
+
+    def train_until(self, seconds):
+        stop = StopAfter(self.spent, seconds)
+        self.gan.fit(self.dataset, epochs=10**6, verbose=0, callbacks=[stop])
+        self.spent = stop.spent
+
+    def score(self, real, n):
+        z = latent.sample(n, self.generator().input_shape[-1], seed=123)
+        return evaluate.score(real, FaceGenerator.from_keras(self.generator()).batches(z, batch_size=100))
+
+
+def minutes_to_reach(target, budgets, fids):
+    """Minutes until the FID curve first reaches target, linear in log-time between budgets; None if never."""
+    for i, fid in enumerate(fids):
+        if fid <= target:
+            if i == 0:
+                return budgets[0]
+            t0, t1, f0 = math.log(budgets[i - 1]), math.log(budgets[i]), fids[i - 1]
+            return math.exp(t0 + (t1 - t0) * (f0 - target) / (f0 - fid))
+    return None
+
+
+def main():
+    parser = ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--budgets", type=float, nargs="+", default=[15, 30, 60, 120], help="minutes")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--holdout", type=int, default=1000)
+    parser.add_argument("--ours", default="--mixed-precision mixed_bfloat16", help="train.py flags of ours")
+    parser.add_argument("--out", type=Path, default=Path("runs/time_to_quality"))
+    args = parser.parse_args()
+    flags = ArgumentParser()
+    add_config_flags(flags)
+    cfg = preset("keras64", data=args.data, holdout=args.holdout,
+                 **config_overrides(flags.parse_args(shlex.split(args.ours))))
+    images, _ = load_images(cfg.data, cfg.image_size, holdout=cfg.holdout, part="train")
+    real = evaluate.real_features(cfg.data, args.n, cfg.image_size, progress=False, holdout=cfg.holdout, part="holdout")
+    floor = evaluate.floor(real, cfg.data, cfg.image_size, "auto", cfg.holdout, progress=False)
+
+    keras.mixed_precision.set_global_policy("float32")
+    reference = build_reference(cfg.replace(mixed_precision="float32"))
+    contenders = [Contender("keras.io reference", reference, lambda: reference.generator,
+                            make_dataset(images, cfg.batch_size, seed=cfg.seed))]
+    ours = build_gan(cfg)  # sets cfg's precision policy for ours, after the reference was built
+    contenders.append(Contender("ours", ours, lambda: ours.sampling_generator,
+                                make_dataset(images, cfg.batch_size, seed=cfg.seed)))
+    results = {c.name: [] for c in contenders}
+    for budget in args.budgets:
+        for contender in contenders:  # taking turns: both see the same machine state
+            contender.train_until(budget * 60)
+            scores = contender.score(real, args.n)
+            results[contender.name].append({"minutes": budget, "steps": int(contender.gan.g_optimizer.iterations),
+                                            **scores})
+            print(f"{budget:g} min  {contender.name}: FID {scores['fid']:.1f}  KID {scores['kid']:.4f}", flush=True)
+    reference_fids = [r["fid"] for r in results["keras.io reference"]]
+    reach = minutes_to_reach(reference_fids[-1], args.budgets, [r["fid"] for r in results["ours"]])
+    summary = {"floor": floor, "ours_flags": args.ours, "results": results, "ours_minutes_to_reference_final": reach,
+               "speedup": args.budgets[-1] / reach if reach else None}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    print(f"real-vs-real floor: FID {floor['fid']:.1f} (n = {floor['n']})")
+    print(f"ours reaches the reference's final FID {reference_fids[-1]:.1f} after "
+          + (f"{reach:.1f} min: {args.budgets[-1] / reach:.2f}x" if reach else "no budget: < 1x"))
+
+
+if __name__ == "__main__":
+    main()
