@@ -198,10 +198,7 @@ def main(argv=None):
     try:
         generator = FaceGenerator.load(args.model)
         if args.mode in ("edit", "arithmetic"):
-            if generator.attributes:
-                raise ValueError(f"{args.model} is a conditional model: {args.mode} works on unconditional ones; "
-                                 "ask a conditional one for attributes with --attrs or --vary")
-            written = (edit if args.mode == "edit" else arithmetic)(args, generator)
+            written = (edit if args.mode == "edit" else arithmetic)(args, generator.require_unconditional(args.mode))
             print("wrote " + ", ".join(map(str, written)))
             return
         z = with_attributes(args, generator, latent_points(args, generator.latent_dim))

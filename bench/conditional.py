@@ -58,7 +58,7 @@ def agreement(generator, classifier, n, seed):
     z = latent.sample(n, generator.latent_dim, seed).numpy()
     hits = {name: {0: [], 1: []} for name in names}
     for combination in itertools.product((0, 1), repeat=len(names)):
-        faces = np.concatenate(list(generator.batches(generator_rows(z, np.tile(combination, (n, 1))))))
+        faces = generator.all(generator_rows(z, np.tile(combination, (n, 1))))
         for i, (name, value) in enumerate(zip(names, combination)):
             hits[name][value].append(np.mean(predicted(classifier, faces, [name])[:, 0] == value))
     return {name: {"present": float(np.mean(h[1])), "absent": float(np.mean(h[0])),

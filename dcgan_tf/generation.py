@@ -76,6 +76,14 @@ class FaceGenerator:
             return signature(z=z, attributes=attributes)["images"]
         return cls(generate, latent_dim, names)
 
+    def require_unconditional(self, task):
+        """self, or a ValueError for a conditional model (its faces need attributes beside z)
+        where `task` gives z alone."""
+        if self.attributes:
+            raise ValueError(f"{task} works on unconditional models; this one is conditioned on "
+                             f"{', '.join(self.attributes)}: ask it for faces with generate.py --attrs or --vary")
+        return self
+
     def __call__(self, z):
         return np.asarray(self._fn(tf.convert_to_tensor(z, tf.float32)))
 

@@ -246,6 +246,22 @@ def test_bad_attribute_requests_are_one_line_errors(conditional_run, tmp_path, c
     assert not (tmp_path / "x.png").exists()
 
 
+def test_tools_that_take_z_alone_refuse_a_conditional_model(conditional_run, tmp_path, capsys):
+    from dcgan_tf import attributes, explore
+    _, _, export = conditional_run
+    classifier = tmp_path / "c.keras"  # never read: the model is refused first
+    cases = [
+        (generate.main, [str(export), "edit", "--attr", "Smiling", "--out", str(tmp_path / "x.png")], "edit works"),
+        (generate.main, [str(export), "arithmetic", "Smiling", "--classifier", str(classifier),
+                         "--out", str(tmp_path / "x.png")], "arithmetic works"),
+        (attributes.main, ["directions", str(export), "--classifier", str(classifier)], "directions works"),
+        (explore.main, [str(export), "--port", "0"], "the explorer works"),
+    ]
+    for main, argv, expected in cases:
+        message = error_of(argv, capsys, main)
+        assert f"{expected} on unconditional models; this one is conditioned on Smiling, Eyeglasses" in message
+
+
 def test_bad_conditions_are_one_line_train_errors(tmp_path, capsys):
     folder, attrs = write_labelled_folder(tmp_path, count=20, labelled=20)
     np.save(tmp_path / "faces.npy", random_images(32, 16))
