@@ -64,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument("--vary", metavar="NAME", help="conditional model, grid: each row one z, without and "
                         "with this attribute")
     parser.add_argument("--out", type=Path, default=Path("faces.png"), help="PNG to write (default faces.png)")
+    parser.add_argument("--trust-savedmodel", action="store_true",
+                        help="run a SavedModel even if its graph holds ops a generator does not need (file, "
+                             "process or network ops): only for a model from someone you trust")
     args = parser.parse_args(with_joined_negative_values(sys.argv[1:] if argv is None else argv))
     for name in ("n", "batch_size", "steps", "rows", "pool"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
@@ -91,8 +94,9 @@ def parse_args(argv=None):
         parser.error(f"--out must name a .png file, got {args.out}")  # the .gif and the faces/ folder go beside it
     if args.vector is not None and args.mode != "query":
         parser.error("--vector is for the query mode")
-    if args.vector is not None and args.vector.suffix != ".npy":
-        parser.error(f"--vector must be a .npy file, got {args.vector}")
+    vector = args.vector
+    if vector is not None and (vector.suffix != ".npy" or (vector.exists() and not vector.is_file())):
+        parser.error(f"--vector must be a .npy file, got {vector}")  # a FIFO would block
     return args
 
 
@@ -117,8 +121,8 @@ def latent_points(args, latent_dim):
 
     from dcgan_tf import latent
 
-    if args.mode == "grid":
-        return latent.sample(args.n, latent_dim, args.seed, args.truncation).numpy()
+    if args.mode == "grid":  # drawn a batch at a time, as the faces are
+        return latent.LatentStream(args.n, latent_dim, args.seed, args.truncation)
     if args.mode == "interpolate":
         return latent.walk(args.seeds or [0, 1], args.steps, latent_dim, args.truncation, args.method)
     vector = None
@@ -132,7 +136,8 @@ def latent_points(args, latent_dim):
 
 def with_attributes(args, generator, z):
     """A conditional model's input rows [z | attributes] (dcgan_tf.conditioning): the --attrs
-    values, the others at random per face, or per walk/query so they stay fixed along it."""
+    values, the others at random per face, or per walk/query so they stay fixed along it.
+    z may be a latent.LatentStream; the rows are joined a batch at a time."""
     import numpy as np
 
     from dcgan_tf import conditioning
@@ -149,11 +154,11 @@ def with_attributes(args, generator, z):
             raise ValueError(f"--vary: the model is not conditioned on {args.vary!r}; it knows {', '.join(names)}")
         if args.vary in request:
             raise ValueError(f"--vary {args.vary}: leave it out of --attrs, the grid shows it both ways")
-        return conditioning.flipped_rows(z, conditioning.attribute_rows(len(z), names, request, args.seed),
+        return conditioning.flipped_rows(z[:], conditioning.attribute_rows(len(z), names, request, args.seed),
                                          names.index(args.vary))
     per_face = args.mode == "grid"
     attributes = conditioning.attribute_rows(len(z) if per_face else 1, names, request, args.seed)
-    return conditioning.join_rows(z, np.resize(attributes, (len(z), len(names))))
+    return conditioning.JoinedRows(z, np.resize(attributes, (len(z), len(names))))
 
 
 def edit(args, generator):
@@ -193,10 +198,12 @@ def classifier(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    from dcgan_tf.files import check_writable
     from dcgan_tf.generation import FaceGenerator, write_grid, write_walk
 
     try:
-        generator = FaceGenerator.load(args.model)
+        check_writable(args.out.parent, "--out")  # before any work
+        generator = FaceGenerator.load(args.model, args.trust_savedmodel)
         if args.mode in ("edit", "arithmetic"):
             written = (edit if args.mode == "edit" else arithmetic)(args, generator.require_unconditional(args.mode))
             print("wrote " + ", ".join(map(str, written)))

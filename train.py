@@ -9,7 +9,7 @@ larger --epochs). --export RUN exports a run's latest checkpoint, or a chosen on
 import sys
 from pathlib import Path
 
-from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
+from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides, sigterm_as_interrupt
 from dcgan_tf.config import PRESETS, Config, preset
 
 
@@ -28,38 +28,56 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def run_config(args):
+    """The run's Config from the flags (and, with --resume, the run's config.json)."""
+    overrides = config_overrides(args)
+    if not args.resume:
+        return preset(args.preset or "keras64", **overrides)
+    if args.out is None:
+        raise ValueError("--resume needs --out RUN_DIR")
+    cfg = Config.load(args.out)
+    if args.preset not in (None, cfg.preset):
+        raise ValueError(f"--resume continues {args.out} with its own preset {cfg.preset}; "
+                         f"drop --preset {args.preset}, or start a new run with another --out")
+    return cfg.replace(**overrides)
+
+
+def fail(error):
+    sys.exit(f"train.py: error: {error}")
+
+
 def main(argv=None):
     args = parse_args(argv)
-    from dcgan_tf.checkpoints import CheckpointError
-    from dcgan_tf.training import TrainingStopped, default_run_name, train  # imports TensorFlow: after --help
+    with sigterm_as_interrupt():
+        try:
+            run(args)
+        except KeyboardInterrupt as interrupt:  # before training started (loading data, building): nothing to save yet
+            print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
+            sys.exit(getattr(interrupt, "exit_code", 130))
 
-    overrides = config_overrides(args)
+
+def run(args):
+    try:
+        cfg = None if args.export is not None else run_config(args)  # a bad flag or config.json fails first
+    except (ValueError, OSError) as error:
+        fail(error)
+    from dcgan_tf.checkpoints import CheckpointError
+    from dcgan_tf.inception import WeightsError
+    from dcgan_tf.training import TrainingStopped, default_run_name, train
+
     try:
         if args.export is not None:
             from dcgan_tf.export import export_name, export_run
             print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export))}")
             return
-        if args.resume:
-            if args.out is None:
-                raise ValueError("--resume needs --out RUN_DIR")
-            cfg = Config.load(args.out)
-            if args.preset not in (None, cfg.preset):
-                raise ValueError(f"--resume continues {args.out} with its own preset {cfg.preset}; "
-                                 f"drop --preset {args.preset}, or start a new run with another --out")
-            cfg = cfg.replace(**overrides)
-        else:
-            cfg = preset(args.preset or "keras64", **overrides)
         run_dir = args.out or Path("runs") / default_run_name(cfg)
         export_dir = None if args.no_export else args.export_dir / run_dir.name
         train(cfg, run_dir, resume=args.resume, export_dir=export_dir)
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
-        sys.exit(f"train.py: error: {error}")
+    except (ValueError, OSError, CheckpointError, WeightsError) as error:
+        fail(error)
     except TrainingStopped as stopped:
         print(f"train.py: {stopped}", file=sys.stderr)
         sys.exit(stopped.exit_code)
-    except KeyboardInterrupt:  # before training started (loading data, building): nothing to save yet
-        print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
-        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Keras callbacks of a training run: sample grids, loss curves, checkpoints."""
+"""Keras callbacks of a training run: sample grids, loss curves, evaluation, checkpoints."""
 
 import csv
 import math
@@ -7,8 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import conditioning, latent
-from .files import written_atomically
+from . import conditioning, latent, plots
 from .images import save_grid
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -103,10 +102,10 @@ class LossCurves(keras.callbacks.Callback):
         self.loss = loss
         self.csv_path = Path(run_dir) / "steps.csv"
         self.plot_path = Path(run_dir) / "losses.png"
-        self.rows = []
+        self.rows, self.step = [], None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.seen, self.means = epoch + 1, 0, None
+        self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.step_count()
 
     def on_train_batch_end(self, batch, logs=None):
         means = np.array([float(logs[k]) for k in LOSS_KEYS])
@@ -114,15 +113,23 @@ class LossCurves(keras.callbacks.Callback):
         previous = self.means if self.means is not None else np.zeros_like(means)
         values = (means * count - previous * self.seen) / (count - self.seen)
         self.seen, self.means = count, means
-        step = self.model.step_count()
-        self.rows.append([step, self.epoch, *values])
+        self.step = self.model.step_count()
+        self.rows.append([self.step, self.epoch, *values])
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
-        plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"), self.loss)
+        plots.plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"), self.loss)
+
+    def _catch_up(self):
+        """Record the steps trained since the last batch callback, from the metrics' running means:
+        Ctrl-C or SIGTERM lands when a step returns to Python, before that step's callbacks."""
+        missed = self.model.step_count() - self.step if self.step is not None else 0
+        if missed > 0:
+            self.on_train_batch_end(self.seen + missed - 1, {m.name: m.result() for m in self.model.metrics})
 
     def flush(self):
         """Append the rows not yet written (also called when training is interrupted)."""
+        self._catch_up()
         new_file = not self.csv_path.exists()
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
@@ -130,55 +137,6 @@ class LossCurves(keras.callbacks.Callback):
                 writer.writerow(["step", "epoch", *LOSS_KEYS])
             writer.writerows(self.rows)
         self.rows = []
-
-
-def _evaluations(history_path):
-    """(epochs, fid, kid) rows of history.csv that were evaluated, or None."""
-    if history_path is None or not Path(history_path).is_file():
-        return None
-    with open(history_path) as f:
-        rows = [r for r in csv.DictReader(f) if r.get("fid") not in (None, "", "NA")]
-    if not rows:
-        return None
-    return [np.array([float(r[k]) for r in rows]) for k in ("epoch", "fid", "kid")]
-
-
-def plot_losses(csv_path, plot_path, history_path=None, loss="bce"):
-    """The loss curves and mean D outputs (probabilities for bce, raw scores otherwise) per step,
-    with FID and KID below when the history has them."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = np.genfromtxt(csv_path, delimiter=",", names=True)
-    data = np.atleast_1d(data)
-    evaluations = _evaluations(history_path)
-    if evaluations is not None:
-        fig, (top, bottom, scores) = plt.subplots(3, 1, figsize=(9, 8.5))
-        epochs, fid, kid = evaluations
-        scores.plot(epochs, fid, "o-", label="FID")
-        scores.set_xlabel("epoch")
-        scores.set_ylabel("FID")
-        kid_axis = scores.twinx()
-        kid_axis.plot(epochs, kid, "s--", color="tab:red", label="KID")
-        kid_axis.set_ylabel("KID")
-        scores.legend(loc="upper right")
-    else:
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
-    for key, label in (("d_loss", "discriminator"), ("g_loss", "generator")):
-        top.plot(data["step"], data[key], label=label, linewidth=0.8)
-    top.set_ylabel("loss")
-    top.legend()
-    for key, label in (("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")):
-        bottom.plot(data["step"], data[key], label=label, linewidth=0.8)
-    if loss == "bce":
-        bottom.set_ylim(0, 1)
-    bottom.set_xlabel("step")
-    bottom.set_ylabel("mean D probability" if loss == "bce" else f"mean D score ({loss})")
-    bottom.legend()
-    fig.tight_layout()
-    fig.savefig(plot_path, dpi=100)
-    plt.close(fig)
 
 
 class EpochHistory(keras.callbacks.CSVLogger):
@@ -208,21 +166,6 @@ class EpochHistory(keras.callbacks.CSVLogger):
         if self.keys is None:
             self.keys = sorted(set(logs or {}) | self.extra_keys)
         super().on_epoch_end(epoch + 1, logs)
-
-
-def trim_logs(run_dir, epoch, step):
-    """Drop the history.csv rows after `epoch` and the steps.csv rows after `step`: after a
-    rollback or a resume the logs continue from the checkpoint, with no rows trained twice."""
-    for name, column, last in (("history.csv", "epoch", epoch), ("steps.csv", "step", step)):
-        path = Path(run_dir) / name
-        if not path.is_file():
-            continue
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-        kept = rows[:1] + [row for row in rows[1:] if int(float(row[rows[0].index(column)])) <= last]
-        if len(kept) < len(rows):
-            with written_atomically(path) as (partial,), partial.open("w", newline="") as f:
-                csv.writer(f).writerows(kept)
 
 
 class Evaluation(keras.callbacks.Callback):
@@ -260,7 +203,7 @@ class Evaluation(keras.callbacks.Callback):
             self.on_best(epoch + 1, logs["fid"])
 
 
-class Checkpoint(keras.callbacks.Callback):
+class SaveCheckpoint(keras.callbacks.Callback):
     """Saves a TrainingCheckpoint at the end of every epoch the NanGuard found sound."""
 
     def __init__(self, training_checkpoint, completed_epochs, guard):

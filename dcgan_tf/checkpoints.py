@@ -11,10 +11,13 @@ Crash safety: tf.train.Checkpoint writes a checkpoint's files first and only the
 rewrites the small `checkpoint` index atomically (write, then rename), so the index only
 ever names complete checkpoints, and the previous ones stay on disk until a newer one is
 complete (max_to_keep). A write that fails (disk full, I/O error) raises CheckpointError
-and leaves the previous checkpoint in place.
+and leaves the previous checkpoint in place. A checkpoint damaged or deleted afterwards is
+skipped: readable_checkpoint falls back to the newest one that reads back whole.
 """
 
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import tensorflow as tf
@@ -31,19 +34,15 @@ class TrainingCheckpoint:
     def __init__(self, gan, run_dir, max_to_keep=3):
         self.gan = gan
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(
+        self.state = tf.train.Checkpoint(
             gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, epoch=self.epoch,
             generator=gan.sampling_generator)
         self.directory = Path(run_dir) / CHECKPOINT_DIR
-        self.manager = tf.train.CheckpointManager(self.checkpoint, str(self.directory), max_to_keep=max_to_keep)
+        self.manager = tf.train.CheckpointManager(self.state, str(self.directory), max_to_keep=max_to_keep)
 
     @property
     def latest(self):
         return self.manager.latest_checkpoint
-
-    @staticmethod
-    def latest_in(run_dir):
-        return tf.train.latest_checkpoint(str(Path(run_dir) / CHECKPOINT_DIR))
 
     def save(self, epoch):
         """Save the state after `epoch` complete epochs; returns the checkpoint's path."""
@@ -72,8 +71,20 @@ class TrainingCheckpoint:
         path = path or self.latest
         if path is None:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
-        _restore_all(self.checkpoint, path)
+        _restore_all(self.state, path)
         return int(self.epoch.numpy())
+
+
+def checkpoint_prefixes(run_dir):
+    """Every checkpoint of a run, newest (highest step) first: those the `checkpoint` index names
+    and those with files on disk, so a lost index or a lost newest checkpoint hides none."""
+    directory = Path(run_dir) / CHECKPOINT_DIR
+    names = {p.stem for p in directory.glob("ckpt-*.index")}
+    state = tf.train.get_checkpoint_state(str(directory)) if directory.is_dir() else None
+    if state is not None:
+        names.update(Path(path).name for path in state.all_model_checkpoint_paths)
+    numbered = [name for name in names if re.fullmatch(r"ckpt-\d+", name)]
+    return [str(directory / name) for name in sorted(numbered, key=lambda name: int(name[5:]), reverse=True)]
 
 
 def _restore_all(checkpoint, path):
@@ -98,4 +109,39 @@ def load_sampling_generator(cfg, path):
 
 
 def has_checkpoint(run_dir):
-    return TrainingCheckpoint.latest_in(run_dir) is not None
+    """Whether a run has any checkpoint files, readable or not."""
+    return bool(checkpoint_prefixes(run_dir))
+
+
+def unreadable(prefix):
+    """Why a checkpoint cannot be restored (files missing, truncated or corrupt), or None if every
+    tensor reads back (TensorFlow verifies each one's checksum)."""
+    if not Path(prefix + ".index").is_file():
+        return "its files are missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as error:  # TensorFlow raises IndexError, OpError, ... for damaged files
+        return f"it is damaged ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    return None
+
+
+def readable_checkpoint(run_dir, prefix=None, log=lambda message: print(message, file=sys.stderr)):
+    """`prefix` if it reads back whole (else ValueError), or without one the newest checkpoint of
+    run_dir that does; logs which newer ones were skipped. FileNotFoundError if none is readable."""
+    if prefix is not None:
+        reason = unreadable(prefix)
+        if reason:
+            raise ValueError(f"checkpoint {prefix} cannot be read: {reason}; choose another one")
+        return prefix
+    skipped = []
+    for candidate in checkpoint_prefixes(run_dir):
+        reason = unreadable(candidate)
+        if reason is None:
+            if skipped:
+                log(f"skipped {'; '.join(skipped)}: using the newest readable checkpoint, {candidate}")
+            return candidate
+        skipped.append(f"{Path(candidate).name} ({reason})")
+    raise FileNotFoundError(f"no readable checkpoint in {Path(run_dir) / CHECKPOINT_DIR}"
+                            + (f": {'; '.join(skipped)}" if skipped else ""))

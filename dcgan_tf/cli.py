@@ -1,9 +1,12 @@
-"""Command-line flags generated from the Config dataclass, so flags and config never drift."""
+"""Command-line flags generated from the Config dataclass, so flags and config never drift;
+one-line errors; SIGTERM handled like Ctrl-C."""
 
 import argparse
+import contextlib
 import dataclasses
+import signal
 
-from .config import Config
+from .config import NAME_LISTS, Config
 
 HELP = {
     "data": ("builtin[:N], celeba (after python -m dcgan_tf.download celeba), an image directory, "
@@ -63,16 +66,14 @@ def _parse_names(text):
     return names
 
 
-FLAG_TYPES = {"condition": _parse_names}  # tuple fields that are not integers
-
-
 def add_config_flags(parser):
     """One --flag per Config field; unset flags stay None so the preset's value is kept."""
     group = parser.add_argument_group("model and training config (defaults: the chosen preset)")
     for f in dataclasses.fields(Config):
         if f.name in NOT_FLAGS:
             continue
-        kind = FLAG_TYPES.get(f.name) or {bool: _parse_bool, tuple: _parse_ints}.get(type(f.default), type(f.default))
+        kind = _parse_names if f.name in NAME_LISTS else {bool: _parse_bool, tuple: _parse_ints}.get(
+            type(f.default), type(f.default))
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
                            metavar=f.name.upper(), help=HELP.get(f.name, f"default {f.default}"))
 
@@ -80,3 +81,32 @@ def add_config_flags(parser):
 def config_overrides(args):
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
             if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (schedulers, containers, preemptible VMs), raised where Ctrl-C's KeyboardInterrupt
+    is, so a run saves and stops the same way."""
+
+    exit_code = 128 + signal.SIGTERM  # the shell's code for a SIGTERM
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block SIGTERM raises Terminated in the main thread, once: a second SIGTERM
+    is ignored so the checkpoint being saved is completed (SIGKILL still stops it).
+
+    Like Python's own Ctrl-C handler, it is not installed when SIGTERM was ignored on start.
+    """
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -25,6 +25,20 @@ def join_rows(z, attributes):
     return np.concatenate([np.asarray(z, np.float32), np.asarray(attributes, np.float32)], axis=1)
 
 
+class JoinedRows:
+    """Rows [z | attributes] joined a slice at a time, so z can be a latent.LatentStream (drawn
+    only when sliced) and a million faces never hold a million rows at once."""
+
+    def __init__(self, z, attributes):
+        self.z, self.attributes = z, np.asarray(attributes, np.float32)
+
+    def __len__(self):
+        return len(self.z)
+
+    def __getitem__(self, rows):
+        return join_rows(self.z[rows], self.attributes[rows])
+
+
 def positional_names(count):
     """Names for the attributes of a model saved without its config."""
     return tuple(f"attribute_{i + 1}" for i in range(count))

@@ -88,6 +88,7 @@ class Config:
     on_nan: str = "rollback"
 
     def __post_init__(self):
+        self._check_types()
         # The names come from the modules that define them (imported here: they import TensorFlow).
         from .distribute import STRATEGIES
         from .losses import LOSSES
@@ -95,7 +96,8 @@ class Config:
         for name in ("g_mult", "d_mult", "condition"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {
-            "image_size must equal g_start * 2**(number of upsamplings)": self.output_size() == self.image_size,
+            "image_size must equal g_start * 2**(number of upsamplings) (image_size="
+            f"{self.image_size}, g_start={self.g_start}, g_mult={self.g_mult})": self.output_size() == self.image_size,
             "g_activation must be 'relu' or 'leaky_relu'": self.g_activation in ("relu", "leaky_relu"),
             "g_out must be 'conv' or 'deconv'": self.g_out in ("conv", "deconv"),
             "jit_compile must be 'auto', 'on' or 'off'": self.jit_compile in JIT_MODES,
@@ -115,11 +117,40 @@ class Config:
                 not self.condition or self.attrs) and len(set(self.condition)) == len(self.condition),
             "d_condition must be projection or concat": self.d_condition in ("projection", "concat"),
             f"strategy must be one of {', '.join(STRATEGIES)}": self.strategy in STRATEGIES,
+            "mixed_precision must be float32, mixed_float16 or mixed_bfloat16": self.mixed_precision in (
+                "float32", "mixed_float16", "mixed_bfloat16"),
+            "lr must be > 0 and d_lr >= 0 (0: the same as lr)": self.lr > 0 and self.d_lr >= 0,
+            "beta1 and beta2 must be in [0, 1)": 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1,
+            "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1": min(
+                self.sample_count, self.checkpoints_to_keep, self.steps_per_execution) >= 1,
+            "d_dropout must be in [0, 1), gp_weight >= 0 and kernel >= 1": (
+                0 <= self.d_dropout < 1 and self.gp_weight >= 0 and self.kernel >= 1),
+            "g_start, g_dense_mult and every g_mult and d_mult entry must be >= 1": min(
+                self.g_start, self.g_dense_mult, *self.g_mult, *self.d_mult) >= 1,
         }
         errors = [message for message, ok in checks.items() if not ok]
         if errors:
-            raise ValueError(f"invalid config ({self.preset}): " + "; ".join(errors)
-                             + f" (image_size={self.image_size}, g_start={self.g_start}, g_mult={self.g_mult})")
+            raise ValueError(f"invalid config ({self.preset}): " + "; ".join(errors))
+
+    def _check_types(self):
+        """Each field has its default's type (an int is a float too), e.g. for a config.json
+        edited by hand: "epochs": "ten" is an error naming the field, not a TypeError later."""
+        wrong = []
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), type(f.default)
+            if f.name in NAME_LISTS:
+                kind = list
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
+            elif kind is tuple:
+                ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
+            elif kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:
+                ok = _is_int(value) if kind is int else isinstance(value, kind)
+            if not ok:
+                wrong.append(f"{f.name} must be {_KIND_NAMES[kind]}, got {value!r}")
+        if wrong:
+            raise ValueError(f"invalid config ({self.preset}): " + "; ".join(wrong))
 
     def output_size(self):
         upsamplings = len(self.g_mult) + (self.g_out == "deconv")
@@ -156,7 +187,22 @@ class Config:
             path = path / CONFIG_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
-        return cls.from_dict(json.loads(path.read_text()))
+        try:
+            values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise ValueError("expected a JSON object of config fields")
+            return cls.from_dict(values)
+        except ValueError as error:  # json.JSONDecodeError is one
+            raise ValueError(f"{path}: {error}; fix the file (python train.py --help lists the fields)") from None
+
+
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               tuple: "a list of integers", list: "a list of names"}
+NAME_LISTS = ("condition",)  # the tuple fields that hold names, not integers
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 PRESETS = {

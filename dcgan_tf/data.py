@@ -10,12 +10,18 @@ Sources (the `data` config field):
 Each image is converted to RGB (grayscale, palette, RGBA, CMYK), face-cropped, resized
 with antialiasing and kept as uint8, so a whole CelebA at 64x64 (2.5 GB) stays in
 memory; batches are scaled to [-1, 1] in the pipeline. A `.npy` is memory-mapped, so a
-prepared array larger than memory works too.
+prepared array larger than memory works too. The decoded set must fit in the memory
+available, which is checked before it is allocated.
+
+Files over MAX_FILE_BYTES and images over MAX_PIXELS are skipped (and listed) before they
+are decompressed or decoded: a hostile or mistaken file cannot fill the memory.
 """
 
 import io
+import math
 import os
 import threading
+import warnings
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -26,9 +32,14 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from . import memory
 from .download import resolve_dataset_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+MAX_FILE_BYTES = 256 * 2**20  # one image file or zip member
+MAX_PIXELS = 2**26  # 67 megapixels, e.g. 8192x8192
+# Pillow warns on opening images over its own limit; those are refused below before decoding.
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 BUILTIN_SIZE = 2000
 # Aligned CelebA (img_align_celeba) frames are 178x218; this box holds the face.
 CELEBA_FRAME = (178, 218)
@@ -138,6 +149,9 @@ def decode_image(data, size, crop):
     """Bytes or a path -> uint8 [size, size, 3]; DataError says why a file is unreadable."""
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+            if image.width * image.height > MAX_PIXELS:  # known from the header, before decoding
+                raise DataError(f"{image.width}x{image.height} is over the limit of {MAX_PIXELS / 1e6:.0f} "
+                                "megapixels for one image")
             image.load()  # decode fully now: a truncated file fails here, not later in training
             return process_image(image, size, crop)
     except DataError:
@@ -169,9 +183,20 @@ class _ZipReader:
         try:
             if not hasattr(self._local, "zip"):
                 self._local.zip = zipfile.ZipFile(self.path)
+            _check_file_size(self._local.zip.getinfo(name).file_size)  # before inflating it
             return self._local.zip.read(name)
         except _ZIP_MEMBER_ERRORS as error:
             raise DataError(f"cannot extract it from the zip ({_error_name(error)}: {error})") from None
+
+
+def _check_file_size(size):
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"{size / 2**20:.0f} MiB is over the limit of {MAX_FILE_BYTES / 2**20:.0f} MiB for one image")
+
+
+def _sized_path(path):
+    _check_file_size(path.stat().st_size)
+    return str(path)
 
 
 def _image_names(names):
@@ -183,7 +208,7 @@ def _list_files(spec):
     path = Path(spec)
     if path.is_dir():
         names = _image_names(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
-        return names, lambda name: str(path / name)
+        return names, lambda name: _sized_path(path / name)
     try:
         with zipfile.ZipFile(path) as archive:
             names = _image_names(info.filename for info in archive.infolist() if not info.is_dir())
@@ -192,9 +217,16 @@ def _list_files(spec):
     return names, _ZipReader(path)
 
 
-def _decode_all(names, read, size, crop, progress):
+def check_fits(count, size, source, extra=0):
+    """NotEnoughMemory unless `count` uint8 images of size x size (and `extra` bytes) fit in memory."""
+    memory.check(count * size * size * 3 + extra, f"{source}: {count} images at {size}x{size}",
+                 "use --limit N, a smaller --image-size or a .npy from python -m dcgan_tf.prepare (memory-mapped)")
+
+
+def _decode_all(names, read, size, crop, progress, source):
     """Decode in threads (Pillow releases the GIL while decoding); keep order, skip bad files.
     Returns (images, their names, skipped (name, reason) pairs)."""
+    check_fits(len(names), size, source)
     images = np.empty((len(names), size, size, 3), np.uint8)
     ok = np.zeros(len(names), bool)
     skipped = []
@@ -230,18 +262,28 @@ def in_batches(array, batch_size, progress=False):
             bar.update(min(start + batch_size, len(array)))
 
 
-def _array_images(array, size, crop, name):
-    """An [N, H, W, C] array -> uint8 [N, size, size, 3]; memory-mapped arrays stay mapped when ready."""
+def _image_stack(array, name):
+    """[N, H, W, C], [N, H, W] (grayscale) or one colour image [H, W, 3|4] -> [N, H, W, C]."""
     if array.ndim == 3:
-        array = array[..., None]
+        array = array[None] if array.shape[-1] in (3, 4) else array[..., None]
     if array.ndim != 4 or array.shape[-1] not in (1, 3, 4) or len(array) == 0:
         raise DataError(f"{name}: expected an array of images [N, H, W, 1|3|4], got shape {array.shape}")
+    return array
+
+
+def _array_images(array, size, crop, name):
+    """An [N, H, W, C] array -> uint8 [N, size, size, 3]; memory-mapped arrays stay mapped when ready."""
     if array.dtype == np.uint8 and array.shape[1:] == (size, size, 3):
         return array
+    converted = 0 if array.dtype == np.uint8 else array.size * (array.itemsize + 1)  # scaled, then uint8
+    check_fits(len(array), size, name, extra=converted)
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.floating):
             raise DataError(f"{name}: expected uint8 or float images, got dtype {array.dtype}")
         low, high = float(array.min()), float(array.max())
+        if not (math.isfinite(low) and math.isfinite(high)):  # NaN would become black pixels
+            bad = next(i for i, image in enumerate(array) if not np.isfinite(image).all())
+            raise DataError(f"{name}: image {bad} holds NaN or Inf values: fix or remove it")
         if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
             raise DataError(f"{name}: float images must lie in [0, 1] or [-1, 1], found [{low:.3g}, {high:.3g}]")
         scaled = (array + 1.0) * 127.5 if low < 0 else array * 255.0
@@ -264,12 +306,18 @@ def _load_array(path):
         raise DataError(f"{path}: not a readable numpy array ({error})") from None
 
 
+def _starts_with(path, magic):
+    with path.open("rb") as f:
+        return f.read(len(magic)) == magic
+
+
 def _builtin_faces(spec, count, size, limit, seed, progress, holdout, part):
     from .faces import render_faces
     if count and not (count.isdigit() and int(count) > 0):
         raise DataError(f"{spec}: the built-in set takes a positive image count, e.g. builtin:2000")
     count = int(count) if count else BUILTIN_SIZE
     indices = split_part(range(count), holdout, part, limit, spec)
+    check_fits(len(indices), size, spec)
     bar = progress_bar(len(indices)) if progress else None
     images = render_faces(len(indices), size, seed=seed, on_face=bar and (lambda: bar.add(1)), start=indices.start)
     return images, LoadReport(spec, count, len(images), part=part)
@@ -310,17 +358,22 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
     path = Path(spec).expanduser()
     if not path.exists():
         raise DataError(f"data path does not exist: {spec}")
+    if not (path.is_file() or path.is_dir()):  # reading a FIFO or a device would block or never end
+        raise DataError(f"{spec} is not a regular file or a folder: give an image folder, a .zip or a .npy/.npz")
     if path.suffix in (".npy", ".npz"):
-        found = _load_array(path)
+        found = _image_stack(_load_array(path), spec)
         array = split_part(found, holdout, part, limit, spec)
         return _array_images(array, size, crop_fn, spec), LoadReport(spec, len(found), len(array), part=part)
     if path.is_file() and not zipfile.is_zipfile(path):
+        if path.suffix.lower() == ".zip" or _starts_with(path, b"PK\x03\x04"):
+            raise DataError(f"{spec}: a damaged or truncated zip (its table of contents is missing): "
+                            "copy or download it again")
         raise DataError(f"{spec}: expected a directory, a .zip, a .npy/.npz or 'builtin'")
     found, read = _list_files(path)
     if not found:
         raise DataError(f"{spec}: no images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     names = split_part(found, holdout, part, limit, spec)
-    images, loaded, skipped = _decode_all(names, read, size, crop_fn, progress)
+    images, loaded, skipped = _decode_all(names, read, size, crop_fn, progress, spec)
     if len(images) == 0:
         first_name, first_reason = skipped[0]
         raise DataError(f"{spec}: none of the {len(names)} images could be read (e.g. {first_name}: {first_reason})")
@@ -333,6 +386,11 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
 
 # --- the tf.data pipeline -------------------------------------------------------------
 
+def check_batch_size(count, batch_size):
+    if count < batch_size:
+        raise DataError(f"only {count} images for a batch size of {batch_size}: lower --batch-size or add data")
+
+
 def make_dataset(images, batch_size, seed=0, shuffle=True, labels=None):
     """uint8 images -> batches of float32 in [-1, 1], reshuffled every epoch; with labels
     (one row of 0/1 attribute values per image) batches of (images, float32 labels).
@@ -342,8 +400,7 @@ def make_dataset(images, batch_size, seed=0, shuffle=True, labels=None):
     Full batches only: one batch shape for XLA, and equal shares for every replica.
     """
     count, size = len(images), images.shape[1]
-    if count < batch_size:
-        raise DataError(f"only {count} images for a batch size of {batch_size}: lower --batch-size or add data")
+    check_batch_size(count, batch_size)
     indices = tf.data.Dataset.range(count)
     if shuffle:
         indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)

@@ -31,7 +31,7 @@ from . import conditioning, inception, latent, metrics
 from .cli import ArgumentParser
 from .data import DataError, in_batches, load_images
 from .download import resolve_dataset_path
-from .files import CACHE_DIR
+from .files import CACHE_DIR, check_writable, written_atomically
 
 
 def _fingerprint(data):
@@ -53,6 +53,7 @@ def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progres
 
     def compute():
         images, _ = load_images(data, image_size, crop, limit=n, progress=progress, holdout=holdout, part=part)
+        _check_kid_count(len(images), data, "--data")
         return inception.features(images, progress=progress)
     return metrics.cached_features(key, compute, cache_dir)
 
@@ -92,7 +93,7 @@ def score(real, batches, face_rate=None):
 
 
 def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
-             batch_size=100, holdout=0, against="holdout", attrs=None):
+             batch_size=100, holdout=0, against="holdout", trust_savedmodel=False, attrs=None):
     """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real set
     (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor.
     A conditional model's faces take the attributes (from `attrs`) of the real set's images."""
@@ -102,13 +103,14 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
         if image_size is None:
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
+        _check_kid_count(len(images), model, "--model")
         fakes = in_batches(images, batch_size, progress)
     else:
         from .generation import FaceGenerator
-        generator = FaceGenerator.load(model)
-        z = latent.sample(n, generator.latent_dim, seed).numpy()
+        generator = FaceGenerator.load(model, trust_savedmodel)
+        z = latent.LatentStream(n, generator.latent_dim, seed)
         if generator.attributes:
-            z = conditioning.join_rows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
+            z = conditioning.JoinedRows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
@@ -159,6 +161,12 @@ def real_attributes(generator, model, data, attrs, n, crop, holdout, part):
     return np.resize(labelled.labels, (n, len(generator.attributes)))
 
 
+def _check_kid_count(count, source, flag):
+    """Before any scoring: KID compares random halves of each set, two images at least."""
+    if count < 4:
+        raise ValueError(f"{flag} {source} has only {count} image(s); KID needs at least 4: add images")
+
+
 def _is_model_dir(path):
     from .checkpoints import has_checkpoint
     return (path / "saved_model.pb").is_file() or has_checkpoint(path)
@@ -180,10 +188,16 @@ def main(argv=None):
                         "(list_attr_celeba.txt format; default: the model's own, with its own data)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
+    parser.add_argument("--trust-savedmodel", action="store_true",
+                        help="run a SavedModel even if its graph holds ops a generator does not need")
     args = parser.parse_args(argv)
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
         parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
+    if args.out is not None and args.out.is_dir():
+        parser.error(f"--out must name a file, got the folder {args.out}")
     try:
+        if args.out is not None:
+            check_writable(args.out.parent, "--out")  # before the scoring, not after it
         cfg = run_config(args.model)
         data = args.data or (cfg.data if cfg is not None else None)
         if data is None:
@@ -192,13 +206,17 @@ def main(argv=None):
         holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
         attrs = args.attrs or (cfg.attrs if own_data else None) or None
         scores = evaluate(args.model, data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
-                          holdout=holdout, against=args.against, attrs=attrs)
+                          holdout=holdout, against=args.against, trust_savedmodel=args.trust_savedmodel, attrs=attrs)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
     print(report(scores))
     print("Inception Score: not computed (the FID network ends at pool_3: it has no classifier head)")
     if args.out:
-        args.out.write_text(json.dumps(scores, indent=2) + "\n")
+        try:
+            with written_atomically(args.out) as (partial,):
+                partial.write_text(json.dumps(scores, indent=2) + "\n")
+        except OSError as error:
+            sys.exit(f"evaluate: error: could not write {args.out} ({error.strerror or error}); the scores are above")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ GENERATOR_FILE = "generator.keras"
 DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
 
 
-def _check_replaceable(out_dir):
+def check_replaceable(out_dir):
     """An export replaces an earlier export, never a folder of something else."""
     if out_dir.exists() and (not out_dir.is_dir()
                              or (not (out_dir / "saved_model.pb").is_file() and any(out_dir.iterdir()))):
@@ -32,7 +32,7 @@ def _check_replaceable(out_dir):
 def export_generator(generator, cfg, out_dir):
     """Write the SavedModel, generator.keras and config.json; replaces out_dir only once complete."""
     out_dir = Path(out_dir)
-    _check_replaceable(out_dir)
+    check_replaceable(out_dir)
     with written_atomically(out_dir) as (partial,):
         _write_export(_with_keras_layers(generator, cfg), cfg, partial)
     return out_dir
@@ -106,7 +106,7 @@ def model_dir(path):
 def load_generator(path):
     """A Keras generator and its Config from a run directory (latest checkpoint), one
     checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
-    from .checkpoints import TrainingCheckpoint, has_checkpoint, load_sampling_generator
+    from .checkpoints import has_checkpoint, load_sampling_generator, readable_checkpoint
     from .gan import DCGAN
 
     path, checkpoint = _run_and_checkpoint(Path(path))
@@ -114,7 +114,7 @@ def load_generator(path):
         raise FileNotFoundError(f"no model at {path}")
     if path.is_dir() and has_checkpoint(path):
         cfg = Config.load(path)
-        return load_sampling_generator(cfg, checkpoint or TrainingCheckpoint.latest_in(path)), cfg
+        return load_sampling_generator(cfg, readable_checkpoint(path, checkpoint)), cfg
     keras_file = path / GENERATOR_FILE if path.is_dir() else path
     if keras_file.suffix == ".keras" and keras_file.is_file():
         try:

@@ -7,6 +7,7 @@ nothing) in place, never half a file.
 import contextlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 CACHE_DIR = Path.home() / ".cache" / "dcgan_tf"  # cached Inception features, downloaded datasets
@@ -54,3 +55,18 @@ def written_atomically(*paths, suffix=""):
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(partial, target)
+
+
+def check_writable(directory, flag):
+    """Create `directory` if needed and write a probe file in it, so a read-only or full file
+    system, or a file in the way, is an error before any work (ValueError naming `flag`)."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory) as probe:
+            probe.write(bytes(4096))
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise ValueError(f"{flag} {directory} is not writable ({error.strerror or error}): "
+                         f"choose another {flag}") from None

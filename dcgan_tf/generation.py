@@ -1,9 +1,10 @@
 """Making faces from a trained generator: grids, single files, latent walks, fixed queries.
 
-Images are produced in batches and written as they come, so a large --n never holds more
-than one batch of images besides the grid being written. Every output is written under a
-temporary name and renamed when all of them are complete: an error or Ctrl-C leaves
-nothing half written, and a folder of the user's own files is never replaced.
+Latent vectors and images are produced in batches and written as they come, so a large --n
+never holds more than one batch besides the grid being written, and a grid larger than
+GRID_LIMIT_BYTES is refused (or, with --individual, shows the first faces only). Every
+output is written under a temporary name and renamed when all of them are complete: an
+error or Ctrl-C leaves nothing half written, and a folder of the user's own files is never replaced.
 """
 
 import re
@@ -13,10 +14,12 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from . import conditioning
+from . import conditioning, memory
 from .data import in_batches
 from .files import written_atomically
 from .images import GridCanvas, make_grid
+
+GRID_LIMIT_BYTES = 2**30  # the pixels of one grid PNG; larger sets of faces are for --individual
 
 
 class FaceGenerator:
@@ -30,11 +33,16 @@ class FaceGenerator:
         self._fn, self.latent_dim, self.attributes = fn, latent_dim, tuple(attributes)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, trust_savedmodel=False):
+        """An export's generator.keras (loaded in Keras' safe mode) when it has one; a bare SavedModel
+        only if its graph holds generator ops alone (savedmodel.check_ops), unless trusted."""
         from .export import GENERATOR_FILE, load_generator
 
         path = Path(path)
         if path.is_dir() and (path / "saved_model.pb").is_file() and not (path / GENERATOR_FILE).is_file():
+            if not trust_savedmodel:
+                from .savedmodel import check_ops
+                check_ops(path)
             return cls._from_saved_model(path)
         generator, cfg = load_generator(path)
         return cls.from_keras(generator, cfg.condition if cfg is not None else ())
@@ -107,8 +115,27 @@ def _check_replaceable(directory):
         raise ValueError(f"{directory} exists and holds files generate.py did not write; choose another --out")
 
 
-def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None, progress=False):
-    """One PNG grid of G(z) (and each image as its own PNG in individual_dir); returns the paths."""
+def grid_count(count, tile_shape, individual, log=print):
+    """How many faces the grid shows: all of them if the grid fits GRID_LIMIT_BYTES (and memory);
+    else, when every face also gets its own file, as many as fit; else ValueError."""
+    h, w, c = tile_shape
+    tile_bytes = (h + 2) * (w + 2) * c  # with the grid's padding
+    needed = count * tile_bytes
+    if needed <= GRID_LIMIT_BYTES:
+        memory.check(needed, f"a grid of {count} faces", "lower --n")
+        return count
+    too_large = (f"a grid of {count} faces of {h}x{w} needs about {needed / 2**30:.1f} GiB, more than the "
+                 f"{GRID_LIMIT_BYTES / 2**30:.1f} GiB a grid may use")
+    if not individual:
+        raise ValueError(f"{too_large}: lower --n, or add --individual to write each face to its own file")
+    shown = GRID_LIMIT_BYTES // tile_bytes
+    log(f"{too_large}: it shows the first {shown}; every face is written to its own file")
+    return shown
+
+
+def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None, progress=False, log=print):
+    """One PNG grid of G(z) (and each image as its own PNG in individual_dir); returns the paths.
+    z: an array, a latent.LatentStream or a conditioning.JoinedRows."""
     targets = [Path(out)]
     if individual_dir is not None:
         _check_replaceable(Path(individual_dir))
@@ -119,10 +146,12 @@ def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None
             faces_dir.mkdir()
         grid, index = None, 0
         for images in generator.batches(z, batch_size, progress):
-            if grid is None:
-                grid = GridCanvas(len(z), images.shape[1:], rows)
+            if grid is None:  # the first batch gives the image size
+                shown = grid_count(len(z), images.shape[1:], individual_dir is not None, log)
+                grid = GridCanvas(shown, images.shape[1:], rows)
             for image in images:
-                grid.put(index, image)
+                if index < shown:
+                    grid.put(index, image)
                 if faces_dir is not None:
                     Image.fromarray(image).save(faces_dir / f"face_{index:05d}.png")
                 index += 1

@@ -17,21 +17,48 @@ def _seed(seed):
     return tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5EED, tf.int64)])
 
 
-def sample(n, latent_dim, seed, truncation=None):
-    """n latent vectors, a pure function of (n, latent_dim, seed, truncation).
+def sample(n, latent_dim, seed, truncation=None, first=0):
+    """n latent vectors, a pure function of (n, latent_dim, seed, truncation): rows first..first+n-1
+    of the seed's stream, so sample(n, first=k) equals sample(k + n)[k:] and a long stream can be
+    drawn a batch at a time (see LatentStream).
 
     With truncation=psi each value is drawn from the normal truncated to [-psi, psi]
     (the "truncation trick": fewer, cleaner faces), by inverting the normal CDF.
     """
-    shape = tf.stack([n, latent_dim])
     if truncation is not None and not truncation > 0:
         raise ValueError(f"truncation must be positive, got {truncation}")
+    # The ops of tf.random.stateless_normal / stateless_uniform with alg=RANDOM_ALGORITHM, the
+    # Philox counter advanced to the first value wanted: each counter step gives 4 values.
+    start = first * latent_dim
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=_seed(seed))
+    counter += tf.constant([start // 4, 0], tf.uint64)
+    alg = tf.random.Algorithm.PHILOX.value
+    shape = tf.stack([start % 4 + n * latent_dim])
     if truncation is None:
-        return tf.random.stateless_normal(shape, seed=_seed(seed), alg=RANDOM_ALGORITHM)
-    edge = 0.5 * math.erfc(truncation / math.sqrt(2))  # P(z < -psi)
-    uniform = tf.random.stateless_uniform(shape, seed=_seed(seed), minval=edge, maxval=1.0 - edge,
-                                            alg=RANDOM_ALGORITHM)
-    return tf.math.ndtri(uniform)
+        values = tf.raw_ops.StatelessRandomNormalV2(shape=shape, key=key, counter=counter, alg=alg)
+    else:
+        edge = 0.5 * math.erfc(truncation / math.sqrt(2))  # P(z < -psi)
+        low, high = tf.constant(edge, tf.float32), tf.constant(1.0 - edge, tf.float32)
+        uniform = tf.raw_ops.StatelessRandomUniformV2(shape=shape, key=key, counter=counter, alg=alg)
+        values = tf.math.ndtri(uniform * (high - low) + low)
+    return tf.reshape(values[start % 4:], tf.stack([n, latent_dim]))
+
+
+class LatentStream:
+    """The vectors of sample(n, latent_dim, seed, truncation), drawn only when sliced, so a
+    million faces never hold a million latent vectors at once. Works with data.in_batches."""
+
+    def __init__(self, n, latent_dim, seed, truncation=None):
+        self.n, self.latent_dim, self.seed, self.truncation = n, latent_dim, seed, truncation
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, rows):
+        start, stop, step = rows.indices(self.n)
+        if step != 1:
+            raise ValueError("a LatentStream is sliced in order, step 1")
+        return sample(max(stop - start, 0), self.latent_dim, self.seed, self.truncation, first=start).numpy()
 
 
 def from_seeds(seeds, latent_dim, truncation=None):
@@ -82,6 +109,8 @@ def query_points(latent_dim, vector=None):
         vector = np.asarray(vector, np.float32).reshape(-1)
         if vector.size != latent_dim:
             raise ValueError(f"the query vector has {vector.size} values, the model's latent space has {latent_dim}")
+        if not np.isfinite(vector).all():  # it would be drawn as a black tile
+            raise ValueError("the query vector holds NaN or Inf values: give finite numbers")
         points.append(vector)
     return np.stack(points)
 

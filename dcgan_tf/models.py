@@ -162,3 +162,41 @@ def _discriminator_layers(cfg, seed, fused):
         trunk.append(layers.Dropout(cfg.d_dropout, seed=seed + 40))
     head = _weighted(cfg, layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32"), dtype="float32")
     return trunk, head
+
+
+def sizes(cfg):
+    """(weights, activations per image) of G and D, from the config alone: the weight count is
+    exact (spectral norm's vectors aside); activations count each layer's outputs, D's three
+    times (on the real batch, the fake batch and again for G's update)."""
+    weights, g_values, d_values = 0, 0, 0
+    count = len(cfg.condition)  # a conditional model's attributes: G's Dense and D's projection or input read them
+    side, channels = cfg.g_start, cfg.conv_dim * cfg.g_dense_mult
+    weights += (cfg.latent_dim + count + 1) * side * side * channels
+    if cfg.g_dense_norm:
+        weights += 4 * channels
+    g_values += side * side * channels * (3 if cfg.g_dense_norm else 1)
+    widths = [cfg.conv_dim * mult for mult in cfg.g_mult] + [3]
+    for i, width in enumerate(widths):
+        last = i == len(widths) - 1
+        kernel = 5 if last and cfg.g_out == "conv" else cfg.kernel
+        side = side if last and cfg.g_out == "conv" else side * 2
+        weights += kernel * kernel * channels * width + width * (1 if last else 5)  # BatchNorm: 4 per channel
+        g_values += side * side * width * (2 if last else 3)  # conv, BatchNorm, activation (tanh)
+        channels = width
+    side, channels = cfg.image_size, 3 + (count if cfg.d_condition == "concat" else 0)
+    for i, mult in enumerate(cfg.d_mult):
+        width, side = cfg.conv_dim * mult, -(-side // 2)
+        norm = cfg.d_norm if i else "none"  # BatchNorm: 4 per channel; LayerNorm: 2 per feature
+        weights += cfg.kernel * cfg.kernel * channels * width + width
+        weights += {"batch": 4 * width, "layer": 2 * side * side * width, "none": 0}[norm]
+        d_values += side * side * width * (2 if norm == "none" else 3)
+        channels = width
+    weights += side * side * channels * (1 + (count if cfg.d_condition == "projection" else 0)) + 1
+    return weights, g_values + 3 * (d_values + cfg.image_size ** 2 * 3)
+
+
+def training_bytes(cfg):
+    """About the memory training needs beyond TensorFlow's own (float32): each weight with its
+    gradient, Adam's two moments and the EMA copy, and the activations of one batch."""
+    weights, activations = sizes(cfg)
+    return 4 * (5 * weights + cfg.batch_size * activations)

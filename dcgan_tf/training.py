@@ -5,6 +5,7 @@ config.json, real_batch.png, samples/epoch_NNN.png, history.csv (epoch means),
 steps.csv and losses.png (per-step curves) and checkpoints/.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import keras
 
-from . import callbacks
-from .checkpoints import TrainingCheckpoint, has_checkpoint
+from . import callbacks, preflight, run_logs
+from .checkpoints import TrainingCheckpoint, readable_checkpoint
 from .config import Config
 from .data import load_images, make_dataset
 from .distribute import is_chief, make_strategy, writer_dir
@@ -29,17 +30,6 @@ EVAL_KEYS = ("fid", "kid", "fid_floor")
 BEST_DIR = "best"
 
 
-def prepare_run_dir(run_dir, resume):
-    run_dir = Path(run_dir)
-    if has_checkpoint(run_dir) and not resume:
-        raise FileExistsError(f"{run_dir} already holds a training run: pass --resume to continue it, "
-                              "or choose another --out")
-    if resume and not has_checkpoint(run_dir):
-        raise FileNotFoundError(f"--resume: no checkpoint in {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
 class TrainingStopped(RuntimeError):
     """Training ended early on a NaN loss; the message says what was saved."""
 
@@ -47,9 +37,11 @@ class TrainingStopped(RuntimeError):
 
 
 class TrainingInterrupted(TrainingStopped):
-    """Ctrl-C: the state was saved and --resume continues."""
+    """Ctrl-C or SIGTERM: the state was saved and --resume continues."""
 
-    exit_code = 130  # the shell's code for SIGINT
+    def __init__(self, message, exit_code=130):  # 130: the shell's code for SIGINT
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def read_data(cfg, part, limit, progress, strict=False):
@@ -77,6 +69,16 @@ def evaluation_images(cfg, images, labels, log):
     return images[:cfg.eval_n], None if labels is None else labels[:cfg.eval_n]
 
 
+@dataclasses.dataclass
+class RunCallbacks:
+    """The callbacks of one fit, the three the training loop talks to by name."""
+
+    guard: callbacks.NanGuard
+    curves: callbacks.LossCurves
+    saver: callbacks.SaveCheckpoint
+    ordered: list  # all of them, in the order fit runs them
+
+
 def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
@@ -91,17 +93,14 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, label
                                            best_fid=best_fid(run_dir), attributes=eval_labels,
                                            floor_images=images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
-    return [
-        guard,
-        callbacks.Checkpoint(checkpoint, initial_epoch, guard),
-        # A conditional model's samples have the attributes of the first training images.
-        callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
-                             tensorboard_dir=tensorboard_dir, attributes=labels),
-        *evaluation,
-        *tensorboard,
-        history,
-        callbacks.LossCurves(run_dir, cfg.loss),
-    ]
+    curves = callbacks.LossCurves(run_dir, cfg.loss)
+    saver = callbacks.SaveCheckpoint(checkpoint, initial_epoch, guard)
+    # A conditional model's samples have the attributes of the first training images.
+    samples = callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
+                                   tensorboard_dir=tensorboard_dir, attributes=labels)
+    # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
+    # written, so a crash between them leaves the epoch to be trained (and logged) again.
+    return RunCallbacks(guard, curves, saver, [guard, samples, *evaluation, *tensorboard, history, curves, saver])
 
 
 def save_best(checkpoint, run_dir, epoch, fid):
@@ -110,7 +109,7 @@ def save_best(checkpoint, run_dir, epoch, fid):
     with written_atomically(Path(run_dir) / BEST_DIR) as (best,):
         best.mkdir()
         checkpoint.epoch.assign(epoch)
-        checkpoint.checkpoint.write(str(best / "ckpt"))
+        checkpoint.state.write(str(best / "ckpt"))
         (best / "best.json").write_text(json.dumps({"epoch": epoch, "fid": fid}) + "\n")
 
 
@@ -127,19 +126,22 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     """
     strategy = make_strategy(cfg.strategy)
     chief = is_chief(strategy)
-    run_dir = prepare_run_dir(run_dir, resume) if chief else Path(run_dir)
+    run_dir = Path(run_dir)
+    if chief:
+        preflight.check_run(cfg, run_dir, resume, export_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
     images, labels, report = read_data(cfg, "train", cfg.limit, progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
+    preflight.check_data(cfg, images)
     evaluation_set = evaluation_images(cfg, images, labels, log) if cfg.eval_every else None
 
     gan = build_gan(cfg, strategy)
     checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
     if resume:  # every worker restores the chief's checkpoint
-        initial_epoch = checkpoint.restore(TrainingCheckpoint.latest_in(run_dir))
+        initial_epoch = checkpoint.restore(readable_checkpoint(run_dir, log=log))
         # The config's rates, not the checkpoint's: a --resume --lr override takes effect.
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
-        callbacks.trim_logs(out_dir, initial_epoch, gan.step_count())
+        run_logs.trim_logs(out_dir, initial_epoch, gan.step_count())
         log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:
         initial_epoch = 0
@@ -168,15 +170,20 @@ def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint,
     rolled_back = False
     while True:
         run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set)
-        guard, saver, curves = run[0], run[1], run[-1]
+        guard, curves, saver = run.guard, run.curves, run.saver
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
-                              shuffle=False, callbacks=[*run, *extra_callbacks])
-        except KeyboardInterrupt:
+                              shuffle=False, callbacks=[*run.ordered, *extra_callbacks])
+        except OSError as error:  # a sample grid or log row could not be written (disk full, I/O error)
+            raise TrainingStopped(f"could not write {error.filename or 'an output file'} ({error.strerror or error}); "
+                                  f"free some space, then continue with --resume (the checkpoint {checkpoint.latest} "
+                                  "is intact)") from None
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM under the CLI (cli.Terminated)
             curves.flush()
             path = checkpoint.save(saver.completed_epochs)
             raise TrainingInterrupted(f"interrupted: saved {path} (epoch {saver.completed_epochs} complete, "
-                                  f"step {gan.step_count()}); continue with --resume") from None
+                                      f"step {gan.step_count()}); continue with --resume",
+                                      getattr(interrupt, "exit_code", 130)) from None
         if guard.problem is None:
             return history, cfg
         problem = guard.problem
@@ -184,7 +191,7 @@ def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint,
             raise TrainingStopped(f"{problem}; stopped. The last good checkpoint is {checkpoint.latest}"
                                   + (" (already rolled back once)" if rolled_back else ""))
         initial_epoch = checkpoint.restore()
-        callbacks.trim_logs(run_dir, initial_epoch, gan.step_count())
+        run_logs.trim_logs(run_dir, initial_epoch, gan.step_count())
         # Recorded in config.json, so the run says what it trains with and a resume keeps it.
         cfg = cfg.replace(lr=cfg.lr * 0.5, d_lr=cfg.d_lr * 0.5)
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)

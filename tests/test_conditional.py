@@ -50,6 +50,16 @@ def test_conditional_models_take_z_and_attributes(d_condition):
 
 
 @pytest.mark.parametrize("d_condition", ["projection", "concat"])
+def test_sizes_from_the_config_count_the_conditional_weights(d_condition):
+    """models.sizes (the run's memory check) counts the attributes' weights too."""
+    from dcgan_tf.models import sizes
+    cfg = tiny(d_condition=d_condition)
+    weights, _ = sizes(cfg)
+    assert weights == build_generator(cfg).count_params() + build_discriminator(cfg).count_params()
+    assert weights > sizes(preset("tiny"))[0]
+
+
+@pytest.mark.parametrize("d_condition", ["projection", "concat"])
 def test_the_gan_learns_what_an_attribute_means(d_condition):
     """Faces are bright where the attribute is present, dark where absent: after a short
     training, G makes brighter faces for the attribute than without it from the same z."""
@@ -278,6 +288,8 @@ def test_bad_conditions_are_one_line_train_errors(tmp_path, capsys):
     for argv, expected in cases:
         assert expected in error_of(base + argv, capsys, train_cli.main), argv
     assert not (tmp_path / "run" / "checkpoints").exists()
+    with pytest.raises(ValueError, match="condition must be a list of names, got"):  # e.g. a config.json edited by hand
+        tiny(condition=[1, 2])
 
 
 def fake_inception(monkeypatch):

@@ -1,11 +1,15 @@
+import io
+import os
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from dcgan_tf.data import DataError, load_images, make_dataset, parse_crop
+from dcgan_tf.memory import NotEnoughMemory
 
 from conftest import CELEBA_ZIP, random_images
 
@@ -251,3 +255,90 @@ def test_holdout_is_the_last_images_by_file_name_and_never_trained_on(tmp_path):
                                   builtin_all[4:])
     with pytest.raises(DataError, match="leaves no training images"):
         load_images(str(folder), 16, holdout=10, part="train", progress=False)
+
+
+# --- issue 15: hostile inputs ----------------------------------------------------------
+
+def test_a_zero_d_array_with_limit_is_an_error_not_an_index_error(tmp_path):
+    np.save(tmp_path / "scalar.npy", np.float32(3))
+    with pytest.raises(DataError, match=r"scalar.npy: expected an array of images .* got shape \(\)"):
+        load_images(str(tmp_path / "scalar.npy"), 16, limit=5, progress=False)
+
+
+def test_one_colour_image_array_is_one_image_not_rows_of_grayscale(tmp_path):
+    image = random_images(1, 20)[0]
+    np.save(tmp_path / "one.npy", image)
+    images, report = load_images(str(tmp_path / "one.npy"), 20, crop="none", progress=False)
+    assert images.shape == (1, 20, 20, 3) and report.loaded == 1
+    np.testing.assert_array_equal(images[0], image)
+    np.save(tmp_path / "gray.npy", random_images(5, 20)[..., 0])  # [N, H, W]: still N grayscale images
+    assert load_images(str(tmp_path / "gray.npy"), 20, progress=False)[0].shape == (5, 20, 20, 3)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_float_arrays_with_nan_or_inf_are_refused(tmp_path, bad):
+    floats = random_images(6, 16).astype("float32") / 255
+    floats[4, 3, 2, 1] = bad
+    np.save(tmp_path / "floats.npy", floats)
+    with pytest.raises(DataError, match="floats.npy: image 4 holds NaN or Inf values: fix or remove it"):
+        load_images(str(tmp_path / "floats.npy"), 16, progress=False)
+
+
+def test_a_truncated_zip_is_called_damaged(tmp_path):
+    write_mixed_images(tmp_path / "faces")
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip")
+    data = archive.read_bytes()
+    for name in ("faces.zip", "faces.bin"):  # named .zip or not: a zip's first bytes say what it is
+        (tmp_path / name).write_bytes(data[: len(data) // 2])
+        with pytest.raises(DataError, match=f"{name}: a damaged or truncated zip .*: copy or download it again"):
+            load_images(str(tmp_path / name), 16, progress=False)
+
+
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
+    os.mkfifo(tmp_path / "faces.npy")
+    with pytest.raises(DataError, match="faces.npy is not a regular file or a folder"):
+        load_images(str(tmp_path / "faces.npy"), 16, progress=False)
+    os.mkfifo(tmp_path / "in_a_folder.png")  # in a folder it is not an image file, so not read
+    Image.fromarray(random_images(1, 16)[0]).save(tmp_path / "real.png")
+    images, report = load_images(str(tmp_path), 16, progress=False)
+    assert len(images) == 1 and report.found == 1
+
+
+def test_more_images_than_memory_holds_is_refused_before_allocating(monkeypatch):
+    monkeypatch.setattr("dcgan_tf.memory.available", lambda: 2**30)
+    with pytest.raises(NotEnoughMemory, match=r"builtin:100000000: 100000000 images at 16x16 needs about 71.5 GiB "
+                                              r"of memory, 1.0 GiB is available: use --limit N"):
+        load_images("builtin:100000000", 16, progress=False)
+
+
+def test_oversized_zip_members_are_skipped_before_inflating(tmp_path, monkeypatch):
+    write_mixed_images(tmp_path / "faces")
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip", "*.png", zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as z, z.open("huge.png", "w") as member:
+        member.write(bytes(2**20))  # 1 MiB of zeros: a tiny member that inflates to more than the limit
+    monkeypatch.setattr("dcgan_tf.data.MAX_FILE_BYTES", 2**19)
+    read = zipfile.ZipFile.read
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, *a: read(self, name, *a) if name != "huge.png"
+                        else pytest.fail("huge.png was inflated"))
+    images, report = load_images(str(archive), 16, progress=False)
+    assert len(images) == 3 and report.skipped == [("huge.png", "1 MiB is over the limit of 0 MiB for one image")]
+
+
+def png_claiming(path, width, height):
+    """A small PNG whose header is changed to claim width x height pixels."""
+    buffer = io.BytesIO()
+    Image.fromarray(random_images(1, 16)[0]).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">II", data, 16, width, height)  # IHDR's fields, after the signature and chunk header
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+def test_images_over_the_pixel_limit_are_skipped_before_decoding(tmp_path):
+    png_claiming(tmp_path / "huge.png", 10000, 9200)  # 92 megapixels
+    png_claiming(tmp_path / "sized.png", 8193, 8192)  # just over 2**26
+    Image.fromarray(random_images(1, 16)[0]).save(tmp_path / "small.png")
+    images, report = load_images(str(tmp_path), 16, progress=False)
+    assert len(images) == 1
+    assert report.skipped == [("huge.png", "10000x9200 is over the limit of 67 megapixels for one image"),
+                              ("sized.png", "8193x8192 is over the limit of 67 megapixels for one image")]

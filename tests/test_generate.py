@@ -328,3 +328,127 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
     assert np.abs(FaceGenerator.load(earlier)(z).astype(int) - expected).max() <= 1
+
+
+# --- untrusted SavedModels (issue 15, item 4) ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A SavedModel with a generator's signature that also reads the host name and writes it to
+    `marker`: what a foreign SavedModel can do when it is run."""
+    folder = tmp_path_factory.mktemp("hostile")
+    marker = folder / "marker.txt"
+    module = tf.Module()
+    module.w = tf.Variable(tf.ones([16, 16 * 16 * 3]))
+
+    def images_from_z(z):
+        tf.io.write_file(str(marker), tf.io.read_file("/etc/hostname"))
+        return {"images": tf.cast(tf.reshape(tf.sigmoid(z @ module.w) * 255, [-1, 16, 16, 3]), tf.uint8)}
+
+    module.serve = tf.function(images_from_z, input_signature=[tf.TensorSpec([None, 16], tf.float32, name="z")],
+                               autograph=False)
+    tf.saved_model.save(module, str(folder / "model"), signatures={"serving_default": module.serve})
+    return folder / "model", marker
+
+
+def test_a_savedmodel_with_file_ops_is_refused_unless_trusted(hostile, tmp_path):
+    model, marker = hostile
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, str(ROOT / "generate.py"), str(model), "--n", "2", "--out", "faces.png"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"generate.py: error: {model}: refusing to run this SavedModel: its graph uses ops a generator does not "
+        "need (ReadFile, WriteFile), which can read or write files or run other code; use its generator.keras "
+        "if it has one, or pass --trust-savedmodel if you trust where it came from")
+    assert not marker.exists() and not (tmp_path / "faces.png").exists()
+    result = subprocess.run(command + ["--trust-savedmodel"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert marker.is_file() and (tmp_path / "faces.png").is_file()  # what the check kept from running
+    marker.unlink()
+
+
+def test_evaluate_refuses_it_too_before_any_work(hostile, tmp_path):
+    from dcgan_tf import evaluate
+    model, marker = hostile
+    with pytest.raises(SystemExit, match=r"evaluate: error: .*refusing to run this SavedModel.*\(ReadFile, WriteFile\)"):
+        evaluate.main(["--model", str(model), "--data", "builtin:8", "--n", "4", "--cache-dir", str(tmp_path)])
+    assert not marker.exists() and not list(tmp_path.iterdir())
+
+
+def test_an_export_is_read_from_its_generator_keras_not_its_savedmodel(exported, hostile, tmp_path):
+    path, generator, cfg = exported
+    model, marker = hostile
+    mixed = shutil.copytree(path, tmp_path / "mixed")
+    shutil.copytree(model, mixed, dirs_exist_ok=True)  # a foreign SavedModel beside our generator.keras
+    z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
+    expected = latent.to_uint8(generator(z, training=False)).numpy()
+    assert np.abs(FaceGenerator.load(mixed)(z).astype(int) - expected).max() <= 1
+    assert not marker.exists()
+
+
+def test_our_exports_pass_the_op_check(exported, tmp_path):
+    from dcgan_tf.models import build_generator
+    from dcgan_tf.savedmodel import check_ops
+    check_ops(exported[0])  # raises if an op of our own export were missing from the allowlist
+    cfg = preset("dcgan32")  # ReLU, a Dense BatchNorm and a transposed-convolution output
+    check_ops(export_generator(build_generator(cfg), cfg, tmp_path / "dcgan32"))
+
+
+# --- memory bounds and bad vectors (issue 15, items 10 and 12) ----------------------------
+
+@pytest.mark.parametrize("truncation", [None, 0.6])
+def test_latents_drawn_in_batches_are_the_same_vectors(truncation):
+    full = latent.sample(37, 101, seed=3, truncation=truncation).numpy()
+    stream = latent.LatentStream(37, 101, seed=3, truncation=truncation)
+    np.testing.assert_array_equal(np.concatenate([stream[i:i + 5] for i in range(0, 37, 5)]), full)
+    np.testing.assert_array_equal(latent.sample(7, 101, 3, truncation, first=30).numpy(), full[30:])
+    seed = tf.stack([tf.constant(3, tf.int64), tf.constant(0x5EED, tf.int64)])  # what sample() drew before
+    if truncation is None:  # streaming: the same faces for the same --seed as before, e.g. the README's
+        np.testing.assert_array_equal(full, tf.random.stateless_normal([37, 101], seed=seed, alg="philox").numpy())
+
+
+def test_a_grid_too_large_to_hold_is_refused_at_once(exported, tmp_path):
+    path, _, _ = exported
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), str(path), "--n", "10000000", "--out",
+                             "faces.png"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "generate.py: error: a grid of 10000000 faces of 16x16 needs about 9.1 GiB, more than the 1.0 GiB a grid "
+        "may use: lower --n, or add --individual to write each face to its own file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_with_individual_files_a_large_grid_shows_the_first_faces(exported, tmp_path, monkeypatch, capsys):
+    path, _, _ = exported
+    monkeypatch.setattr("dcgan_tf.generation.GRID_LIMIT_BYTES", 4 * TILE * TILE * 3)  # room for 4 tiles
+    generate.main([str(path), "--n", "10", "--individual", "--batch-size", "3", "--out", str(tmp_path / "f.png")])
+    assert "it shows the first 4; every face is written to its own file" in capsys.readouterr().out
+    assert png_shape(tmp_path / "f.png") == (2 * TILE + 2, 2 * TILE + 2, 3)
+    assert len(list((tmp_path / "f").iterdir())) == 10
+    grid = np.asarray(Image.open(tmp_path / "f.png"))
+    np.testing.assert_array_equal(grid[2 + TILE:18 + TILE, 2 + TILE:18 + TILE],
+                                  np.asarray(Image.open(tmp_path / "f" / "face_00003.png")))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nan_or_inf_query_vector_is_refused(exported, tmp_path, capsys, bad):
+    path, _, cfg = exported
+    vector = np.zeros(cfg.latent_dim, np.float32)
+    vector[3] = bad
+    np.save(tmp_path / "v.npy", vector)
+    message = exit_message([str(path), "query", "--vector", str(tmp_path / "v.npy"), "--out",
+                            str(tmp_path / "q.png")], capsys)
+    assert message == "generate.py: error: the query vector holds NaN or Inf values: give finite numbers"
+    assert not (tmp_path / "q.png").exists()
+
+
+def test_a_fifo_vector_or_an_unwritable_out_fails_before_any_work(exported, tmp_path, capsys):
+    path, _, _ = exported
+    os.mkfifo(tmp_path / "v.npy")
+    assert "--vector must be a .npy file" in error_of([str(path), "query", "--vector", str(tmp_path / "v.npy")],
+                                                      capsys)
+    message = exit_message([str(path), "--out", "/proc/dcgan-tf-test/faces.png"], capsys)
+    assert message.startswith("generate.py: error: --out /proc/dcgan-tf-test is not writable")

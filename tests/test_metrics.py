@@ -6,6 +6,8 @@ import json
 import math
 import os
 import pickle
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -155,6 +157,37 @@ def test_evaluate_cli_refuses_too_few_images_for_kid(tmp_path, capsys, n):
                                        f"(KID needs subsets of 2 images), got {n} (see --help)\n")
 
 
+def test_a_model_folder_too_small_for_kid_fails_before_any_scoring(tmp_path):
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for i, image in enumerate(random_images(3, 16)):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "dcgan_tf.evaluate", "--model", str(folder), "--data",
+                             "builtin:1000", "--n", "1000", "--image-size", "16", "--cache-dir", str(tmp_path / "cache")],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"evaluate: error: --model {folder} has only 3 image(s); KID needs at least 4: add images")
+    assert not (tmp_path / "cache").exists()  # the 1,000 real images were never scored
+
+
+def test_a_real_set_too_small_for_kid_fails_before_inception(tmp_path, monkeypatch):
+    monkeypatch.setattr(inception, "features", lambda *a, **k: pytest.fail("Inception ran"))
+    np.save(tmp_path / "real.npy", random_images(3, 16))
+    with pytest.raises(ValueError, match="--data .*real.npy has only 3 image.s.; KID needs at least 4"):
+        evaluate.real_features(str(tmp_path / "real.npy"), 100, 16, cache_dir=tmp_path, progress=False)
+
+
+def test_an_unusable_out_fails_before_any_scoring(tmp_path, capsys):
+    with pytest.raises(SystemExit, match="evaluate: error: --out /proc/dcgan-tf-test is not writable"):
+        evaluate.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out",
+                       "/proc/dcgan-tf-test/scores.json"])
+    with pytest.raises(SystemExit):
+        evaluate.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out", str(tmp_path)])
+    assert f"--out must name a file, got the folder {tmp_path}" in capsys.readouterr().err
+
+
 def test_kid_subsets_are_half_the_smaller_set_up_to_1000():
     assert metrics.kid_subset_size(10, 7) == 3 and metrics.kid_subset_size(5000, 3000) == 1000
 
@@ -183,7 +216,7 @@ def test_evaluate_cli_scores_a_folder_against_data(tmp_path, capsys):
         folder.mkdir()
         for i, image in enumerate(random_images(6, 16, seed=seed)):
             Image.fromarray(image).save(folder / f"{i}.png")
-    out = tmp_path / "scores.json"
+    out = tmp_path / "results" / "scores.json"  # a folder that does not exist yet is made
     evaluate.main(["--model", str(fake), "--data", str(real), "--n", "6", "--image-size", "16",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     assert "FID" in capsys.readouterr().out

@@ -76,3 +76,19 @@ def test_fused_batchnorm_matches_the_keras_layer():
     for fused, plain in zip(*results):
         np.testing.assert_allclose(np.asarray(fused), np.asarray(plain), rtol=1e-4, atol=1e-4)
     assert float(tf.reduce_min(results[0][5])) > 1.05  # the moving variance moved towards the batch variance, 9
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("keras64", {}), ("dcgan32", {}), ("tiny", {}), ("tiny", {"g_dense_norm": True, "g_out": "deconv", "g_start": 2}),
+    ("keras64", {"image_size": 40, "d_dropout": 0.0, "kernel": 3}), ("tiny", {"d_norm": "layer"}),
+    ("tiny", {"d_norm": "none"}),
+])
+def test_sizes_from_the_config_match_the_built_models(name, overrides):
+    """models.sizes (the memory check of a run, before anything is built) follows the builders."""
+    from dcgan_tf.models import sizes
+    cfg = preset(name, **overrides)
+    generator, discriminator = build_generator(cfg), build_discriminator(cfg)
+    weights, activations = sizes(cfg)
+    assert weights == generator.count_params() + discriminator.count_params()
+    outputs = sum(int(np.prod(layer.output.shape[1:])) for model in (generator, discriminator) for layer in model.layers)
+    assert outputs <= activations <= 4 * outputs

@@ -1,6 +1,8 @@
 """Failures lose nothing: Ctrl-C, SIGKILL mid-epoch and mid-checkpoint, NaN losses, failed writes."""
 
+import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,32 +22,49 @@ from conftest import ROOT, checkpoint_state, epochs_logged, random_images
 
 STEPS_PER_EPOCH = 64  # 1,024 images, batch 16
 
-# train.py with CheckpointManager stalled after the data files of ckpt-<STALL_STEP> are
-# written and before the index names it: the moment a crash must not lose the run.
-STALLING_TRAIN = """
-import os, runpy, sys, time
-import tensorflow as tf
-stall = "ckpt-" + os.environ["STALL_STEP"]
-record = tf.train.CheckpointManager._record_state
-def stalled(self):
-    if self.latest_checkpoint.endswith(stall):
-        print("STALLED", flush=True)
-        time.sleep(600)
-    record(self)
-tf.train.CheckpointManager._record_state = stalled
+# train.py run after a patch (Python code in $PATCH) that makes a failure happen at a chosen moment.
+PATCHED_TRAIN = """
+import os, runpy, sys
+exec(os.environ["PATCH"])
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def start_train(work, *args, stall_step=None):
+def stall_checkpoint(step, after_index=False):
+    """CheckpointManager stalled once ckpt-<step>'s files are written, before the index names it
+    (the moment a crash must not lose the run), or just after (the epoch's checkpoint is done)."""
+    return f"""
+import time
+import tensorflow as tf
+record = tf.train.CheckpointManager._record_state
+def stalled(self):
+    if {after_index}:
+        record(self)
+    if self.latest_checkpoint.endswith("ckpt-{step}"):
+        print("STALLED", flush=True)
+        time.sleep(600)
+    record(self)
+tf.train.CheckpointManager._record_state = stalled
+"""
+
+
+def default_signals():
+    """In the child: SIGINT and SIGTERM with their default actions, whatever the test run inherited
+    (a shell's background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def start_train(work, *args, patch=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     prefix = [sys.executable, str(ROOT / "train.py")]
-    if stall_step is not None:
-        env["STALL_STEP"] = str(stall_step)
-        prefix = [sys.executable, "-c", STALLING_TRAIN, str(ROOT / "train.py")]
+    if patch is not None:
+        env["PATCH"] = patch
+        prefix = [sys.executable, "-c", PATCHED_TRAIN, str(ROOT / "train.py")]
     return subprocess.Popen([*prefix, "--preset", "tiny", "--out", "runs/r", "--no-export", *map(str, args)],
-                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)
 
 
 def wait_for(condition, process, timeout=120):
@@ -78,16 +97,20 @@ def resume_to(work, epochs):
     return out
 
 
-def test_ctrl_c_saves_and_resume_finishes(work):
+@pytest.mark.parametrize("sent, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
-    wait_for(lambda: (run / "samples" / "epoch_001.png").exists(), process)
-    time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    index = run / "checkpoints" / "checkpoint"
+    wait_for(lambda: index.is_file() and f'ckpt-{STEPS_PER_EPOCH}"' in index.read_text(), process)
+    time.sleep(0.5)  # in the middle of epoch 2's steps
+    process.send_signal(sent)
     code, _, err = finish(process)
-    assert code == 130 and "interrupted: saved" in err and "Traceback" not in err, err
+    assert code == exit_code and "interrupted: saved" in err and "Traceback" not in err, err
     epoch, step = checkpoint_state(run)
-    assert epoch >= 1 and f"(epoch {epoch} complete, step {step})" in err  # the state at Ctrl-C was saved
+    assert epoch >= 1 and f"(epoch {epoch} complete, step {step})" in err  # the state at the signal was saved
+    # every step up to the saved one is logged, also the step the signal interrupted before its callbacks
+    assert [logged for logged, _ in steps_logged(run)] == list(range(1, step + 1))
     assert (run / "checkpoints" / f"ckpt-{step}.index").is_file()
     out = resume_to(work, epoch + 1)
     assert f"at epoch {epoch + 1} of {epoch + 1}" in out
@@ -97,7 +120,7 @@ def test_ctrl_c_saves_and_resume_finishes(work):
 def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
-    wait_for(lambda: (run / "samples" / "epoch_002.png").exists(), process)
+    wait_for(lambda: (run / "samples" / "epoch_003.png").exists(), process)  # epoch 2's checkpoint is done
     time.sleep(0.3)
     process.kill()
     process.wait()
@@ -110,7 +133,7 @@ def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
 
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(work):
     run = work / "runs" / "r"
-    process = start_train(work, "--data", "faces.npy", "--epochs", 5, stall_step=3 * STEPS_PER_EPOCH)
+    process = start_train(work, "--data", "faces.npy", "--epochs", 5, patch=stall_checkpoint(3 * STEPS_PER_EPOCH))
     wait_for(lambda: (run / "checkpoints" / f"ckpt-{3 * STEPS_PER_EPOCH}.index").exists(), process)
     assert any("STALLED" in line for line in iter(process.stdout.readline, ""))  # after a progress bar
     process.kill()
@@ -118,6 +141,49 @@ def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(work):
     assert checkpoint_state(run) == (2, 2 * STEPS_PER_EPOCH)  # the index still names epoch 2
     resume_to(work, 4)
     assert checkpoint_state(run) == (4, 4 * STEPS_PER_EPOCH)
+
+
+def steps_logged(run):
+    with open(run / "steps.csv") as f:
+        return [(int(row["step"]), int(row["epoch"])) for row in csv.DictReader(f)]
+
+
+def test_a_kill_just_after_an_epochs_checkpoint_keeps_its_logs_and_grid(work):
+    run = work / "runs" / "r"
+    process = start_train(work, "--data", "faces.npy", "--epochs", 5,
+                          patch=stall_checkpoint(2 * STEPS_PER_EPOCH, after_index=True))
+    assert any("STALLED" in line for line in iter(process.stdout.readline, ""))
+    process.kill()
+    process.wait()
+    assert checkpoint_state(run) == (2, 2 * STEPS_PER_EPOCH)
+    assert epochs_logged(run) == [1, 2]  # written before the checkpoint that marks the epoch done
+    assert steps_logged(run)[-1] == (2 * STEPS_PER_EPOCH, 2)
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    resume_to(work, 3)
+    assert epochs_logged(run) == [1, 2, 3]
+    assert [step for step, _ in steps_logged(run)] == list(range(1, 3 * STEPS_PER_EPOCH + 1))
+
+
+def test_a_failed_grid_write_stops_with_one_line_and_resume_redoes_the_epoch(work):
+    no_space = """
+import errno
+from PIL import Image
+save = Image.Image.save
+def full_disk(self, fp, *args, **kwargs):
+    if "epoch_002" in str(fp):
+        raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+    return save(self, fp, *args, **kwargs)
+Image.Image.save = full_disk
+"""
+    run = work / "runs" / "r"
+    code, _, err = finish(start_train(work, "--data", "faces.npy", "--epochs", 3, patch=no_space))
+    assert code == 1 and "Traceback" not in err, err
+    assert "could not write" in err and "epoch_002.png" in err and "(No space left on device)" in err
+    assert "continue with --resume" in err.strip().splitlines()[-1]
+    assert checkpoint_state(run) == (1, STEPS_PER_EPOCH)
+    resume_to(work, 3)
+    assert epochs_logged(run) == [1, 2, 3]
+    assert (run / "samples" / "epoch_002.png").is_file()
 
 
 class PoisonWeights(keras.callbacks.Callback):
@@ -205,3 +271,76 @@ def test_same_seed_same_first_epoch_and_samples(tmp_path):
     assert first.history == second.history
     grids = [tf.io.read_file(str(tmp_path / name / "samples" / "epoch_001.png")).numpy() for name in ("a", "b")]
     assert grids[0] == grids[1]
+
+
+# --- a run whose newest checkpoint is missing or damaged (issue 15, item 1) ---------------
+
+@pytest.fixture(scope="module")
+def three_epochs(tmp_path_factory):
+    """A tiny run of 3 epochs of 4 steps: ckpt-4, ckpt-8 and ckpt-12."""
+    work = tmp_path_factory.mktemp("three")
+    np.save(work / "faces.npy", random_images(64, 16))
+    code, _, err = finish(start_train(work, "--data", "faces.npy", "--epochs", 3))
+    assert code == 0, err
+    return work / "runs" / "r"
+
+
+def damaged_copy(run, tmp_path, damage):
+    shutil.copy(run.parent.parent / "faces.npy", tmp_path)  # the run's data, relative to its working directory
+    copy = shutil.copytree(run, tmp_path / "runs" / "r")
+    newest = copy / "checkpoints" / "ckpt-12.data-00000-of-00001"
+    if damage == "missing":
+        newest.unlink()
+        (copy / "checkpoints" / "ckpt-12.index").unlink()
+    elif damage == "truncated":
+        newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    else:
+        (copy / "checkpoints" / "checkpoint").write_text("not a checkpoint index {")
+        newest.write_bytes(newest.read_bytes()[:100])
+    return copy
+
+
+@pytest.mark.parametrize("damage, reason", [("missing", "its files are missing"),
+                                            ("truncated", "it is damaged (IndexError: Read less bytes than requested)"),
+                                            ("index", "it is damaged (IndexError")])
+def test_resume_falls_back_to_the_newest_readable_checkpoint(three_epochs, tmp_path, damage, reason):
+    run = damaged_copy(three_epochs, tmp_path, damage)
+    out = resume_to(tmp_path, 4)
+    assert f"skipped ckpt-12 ({reason}" in out
+    assert "): using the newest readable checkpoint, runs/r/checkpoints/ckpt-8" in out
+    assert "at epoch 3 of 4" in out
+    assert checkpoint_state(run) == (4, 16) and epochs_logged(run) == [1, 2, 3, 4]
+
+
+def test_a_fresh_run_never_overwrites_a_run_with_a_damaged_checkpoint(three_epochs, tmp_path):
+    run = damaged_copy(three_epochs, tmp_path, "truncated")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
+    assert code == 1 and "already holds a training run: pass --resume to continue it" in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    for name in ("checkpoints", "samples"):  # logs and grids of a run with no checkpoint count too
+        shutil.rmtree(run / name)
+    code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
+    assert code == 1 and "holds files of an earlier run (config.json, real_batch.png, history.csv, steps.csv, " \
+                         "losses.png) but no checkpoint to resume: choose another --out" in err, err
+    assert (run / "history.csv").read_bytes() == before[run / "history.csv"]
+    for name in ("history.csv", "steps.csv", "losses.png"):  # a start stopped before its first checkpoint
+        (run / name).unlink()
+    code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
+    assert code == 0, err  # its config.json and real_batch.png are all there was: replaced
+    assert checkpoint_state(run) == (1, 4)
+
+
+def test_generate_falls_back_too_and_a_damaged_chosen_checkpoint_is_one_line(three_epochs, tmp_path):
+    run = damaged_copy(three_epochs, tmp_path, "truncated")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    generate = [sys.executable, str(ROOT / "generate.py")]
+    result = subprocess.run([*generate, str(run), "--n", "4", "--out", "a.png"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "skipped ckpt-12 (it is damaged" in result.stderr and (tmp_path / "a.png").is_file()
+    result = subprocess.run([*generate, str(run / "checkpoints" / "ckpt-12"), "--out", "b.png"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"generate.py: error: checkpoint {run / 'checkpoints' / 'ckpt-12'} cannot be read: it is damaged")
