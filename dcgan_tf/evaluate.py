@@ -29,7 +29,8 @@ import numpy as np
 
 from . import conditioning, inception, latent, metrics
 from .cli import ArgumentParser
-from .data import DataError, in_batches, load_images
+from .batching import in_batches
+from .data import DataError, load_images
 from .download import resolve_dataset_path
 from .files import CACHE_DIR, check_writable, written_atomically
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 from . import conditioning, memory
-from .data import in_batches
+from .batching import in_batches
 from .files import written_atomically
 from .images import GridCanvas, make_grid
 

@@ -17,7 +17,8 @@ import keras
 from . import callbacks, preflight, run_logs
 from .checkpoints import TrainingCheckpoint, readable_checkpoint
 from .config import Config
-from .data import load_images, make_dataset
+from .data import load_images
+from .pipeline import make_dataset
 from .distribute import is_chief, make_strategy, writer_dir
 from .export import export_generator
 from .files import written_atomically
