@@ -7,6 +7,11 @@
   python generate.py MODEL edit --attr Smiling --seed 5 --strength -3:3 --steps 7 [--keep Male]
   python generate.py MODEL arithmetic 'Smiling,!Male' - '!Smiling,!Male' + '!Smiling,Male' --classifier C.keras
 
+A conditional model (train.py --condition) makes faces with the attributes asked for:
+  python generate.py MODEL --attrs Smiling=1,Male=0,Eyeglasses=1
+  python generate.py MODEL --vary Smiling             rows keep z; left without, right with the attribute
+Attributes left out of --attrs are drawn at random per face (present or absent, equal odds).
+
 MODEL is a run directory (its latest checkpoint), an export directory under saved_models/,
 a SavedModel directory or a .keras file. The same --seed always gives the same faces.
 
@@ -31,7 +36,7 @@ def parse_args(argv=None):
                         default="grid", help="grid (default), interpolate (a latent walk), query (fixed latent "
                         "points), edit (an attribute strip) or arithmetic (on concepts)")
     parser.add_argument("terms", nargs="*", help="arithmetic: concepts joined by + and -")
-    parser.add_argument("--n", type=int, default=64, help="grid: number of faces (default 64)")
+    parser.add_argument("--n", type=int, help="grid: number of faces (default 64; with --vary, 8 rows)")
     parser.add_argument("--rows", type=int, default=None, help="grid rows (default: square-ish)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same faces (grid; edit: the "
                                                              "face to edit; arithmetic: the faces to choose from)")
@@ -55,6 +60,9 @@ def parse_args(argv=None):
                         help="arithmetic: the attribute classifier (.keras); edit: also print its scores")
     parser.add_argument("--pool", type=int, default=2000, help="arithmetic: faces to choose exemplars from")
     parser.add_argument("--noise", type=float, default=0.25, help="arithmetic: +- uniform noise around the result")
+    parser.add_argument("--attrs", metavar="NAME=1,NAME=0", help="conditional model: the faces' attributes")
+    parser.add_argument("--vary", metavar="NAME", help="conditional model, grid: each row one z, without and "
+                        "with this attribute")
     parser.add_argument("--out", type=Path, default=Path("faces.png"), help="PNG to write (default faces.png)")
     parser.add_argument("--trust-savedmodel", action="store_true",
                         help="run a SavedModel even if its graph holds ops a generator does not need (file, "
@@ -65,6 +73,11 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     if args.truncation is not None and args.truncation <= 0:
         parser.error(f"--truncation must be positive, got {args.truncation}")
+    if args.vary is not None and args.mode != "grid":
+        parser.error("--vary is for the grid mode")
+    if args.attrs is not None and args.mode in ("edit", "arithmetic"):
+        parser.error("--attrs is for a conditional model's grid, interpolate and query modes")
+    args.n = args.n or (8 if args.vary else 64)
     args.steps = args.steps or (7 if args.mode == "edit" else 8)
     if args.mode == "interpolate" and (len(args.seeds or [0, 1]) < 2 or args.steps < 2):
         parser.error("interpolate needs at least two --seeds and --steps >= 2")
@@ -121,6 +134,33 @@ def latent_points(args, latent_dim):
     return latent.query_points(latent_dim, vector)
 
 
+def with_attributes(args, generator, z):
+    """A conditional model's input rows [z | attributes] (dcgan_tf.conditioning): the --attrs
+    values, the others at random per face, or per walk/query so they stay fixed along it.
+    z may be a latent.LatentStream; the rows are joined a batch at a time."""
+    import numpy as np
+
+    from dcgan_tf import conditioning
+
+    names = generator.attributes
+    if not names:
+        if args.attrs is not None or args.vary is not None:
+            raise ValueError(f"{args.model} is not a conditional model: --attrs and --vary need one trained "
+                             "with --condition")
+        return z
+    request = conditioning.parse_request(args.attrs, names) if args.attrs is not None else {}
+    if args.vary is not None:
+        if args.vary not in names:
+            raise ValueError(f"--vary: the model is not conditioned on {args.vary!r}; it knows {', '.join(names)}")
+        if args.vary in request:
+            raise ValueError(f"--vary {args.vary}: leave it out of --attrs, the grid shows it both ways")
+        return conditioning.flipped_rows(z[:], conditioning.attribute_rows(len(z), names, request, args.seed),
+                                         names.index(args.vary))
+    per_face = args.mode == "grid"
+    attributes = conditioning.attribute_rows(len(z) if per_face else 1, names, request, args.seed)
+    return conditioning.JoinedRows(z, np.resize(attributes, (len(z), len(names))))
+
+
 def edit(args, generator):
     """One strip per seed along --attr's direction; with --classifier, its scores along the strip."""
     import numpy as np
@@ -165,14 +205,14 @@ def main(argv=None):
         check_writable(args.out.parent, "--out")  # before any work
         generator = FaceGenerator.load(args.model, args.trust_savedmodel)
         if args.mode in ("edit", "arithmetic"):
-            written = (edit if args.mode == "edit" else arithmetic)(args, generator)
+            written = (edit if args.mode == "edit" else arithmetic)(args, generator.require_unconditional(args.mode))
             print("wrote " + ", ".join(map(str, written)))
             return
-        z = latent_points(args, generator.latent_dim)
+        z = with_attributes(args, generator, latent_points(args, generator.latent_dim))
         if args.mode == "interpolate":
             written = write_walk(generator, z, args.out, args.out.with_suffix(".gif"), rows=args.rows)
         else:
-            rows = args.rows or (1 if args.mode == "query" else None)
+            rows = args.rows or (1 if args.mode == "query" else args.n if args.vary else None)
             individual = args.out.with_suffix("") if args.individual else None
             written = write_grid(generator, z, args.out, rows, args.batch_size, individual, progress=len(z) > 1000)
     except (ValueError, FileNotFoundError, OSError) as error:

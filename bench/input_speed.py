@@ -16,7 +16,8 @@ import zipfile
 from pathlib import Path
 
 
-from dcgan_tf.data import load_images, make_dataset
+from dcgan_tf.data import load_images
+from dcgan_tf.pipeline import make_dataset
 from dcgan_tf.prepare import prepare
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_10k.zip"

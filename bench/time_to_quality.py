@@ -24,7 +24,8 @@ import keras
 from dcgan_tf import evaluate, latent
 from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
 from dcgan_tf.config import preset
-from dcgan_tf.data import load_images, make_dataset
+from dcgan_tf.data import load_images
+from dcgan_tf.pipeline import make_dataset
 from dcgan_tf.gan import build_gan
 from dcgan_tf.generation import FaceGenerator
 from keras_io_reference import build_reference

@@ -73,7 +73,7 @@ def directions_command(args):
     from .export import DIRECTIONS_FILE, model_dir
     from .generation import FaceGenerator
 
-    generator = FaceGenerator.load(args.model)
+    generator = FaceGenerator.load(args.model).require_unconditional("directions")
     classifier = AttributeClassifier.load(args.classifier)
     out = args.out or model_dir(args.model) / DIRECTIONS_FILE
     start = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import latent, plots
+from . import conditioning, latent, plots
 from .images import save_grid
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -44,14 +44,24 @@ class NanGuard(keras.callbacks.Callback):
                 self._stop(f"weights became NaN/Inf by step {self.model.step_count()} ({', '.join(bad[:3])})")
 
 
-class SampleGrid(keras.callbacks.Callback):
-    """Each epoch, the generator's images for one fixed latent batch: samples/epoch_NNN.png
-    (and an image summary when tensorboard_dir is given)."""
+def generator_inputs(count, latent_dim, seed, attributes=None):
+    """`count` latent vectors, joined to rows of attribute values for a conditional model
+    (dcgan_tf.conditioning; the rows repeat when there are fewer than count)."""
+    z = latent.sample(count, latent_dim, seed).numpy()
+    if attributes is None:
+        return z
+    return conditioning.join_rows(z, np.resize(attributes, (count, attributes.shape[1])))
 
-    def __init__(self, directory, count, latent_dim, seed, tensorboard_dir=None):
+
+class SampleGrid(keras.callbacks.Callback):
+    """Each epoch, the generator's images for one fixed latent batch (with fixed attributes for
+    a conditional model): samples/epoch_NNN.png (and an image summary when tensorboard_dir is given)."""
+
+    def __init__(self, directory, count, latent_dim, seed, tensorboard_dir=None, attributes=None):
         super().__init__()
         self.directory = Path(directory)
-        self.z = latent.sample(count, latent_dim, seed)
+        rows = generator_inputs(count, latent_dim, seed, attributes)
+        self.inputs = rows if attributes is None else conditioning.split_rows(rows, latent_dim)  # the model's inputs
         self.writer = None
         if tensorboard_dir is not None:
             import tensorflow as tf
@@ -60,7 +70,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs):
             return
-        images = latent.to_uint8(self.model.sampling_generator(self.z, training=False)).numpy()
+        images = latent.to_uint8(self.model.sampling_generator(self.inputs, training=False)).numpy()
         path = save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
         if self.writer is not None:
             import tensorflow as tf
@@ -162,13 +172,16 @@ class Evaluation(keras.callbacks.Callback):
     """Every `every` epochs, FID and KID of the faces of one fixed latent batch against
     `real_images` (added to the epoch's logs: history.csv and the plot); calls
     on_best(epoch, fid) when the FID improves. With `floor_images` (as many training images,
-    when real_images are held out) it also logs fid_floor, the real-vs-real FID at that n."""
+    when real_images are held out) it also logs fid_floor, the real-vs-real FID at that n.
+    A conditional model makes its faces with `attributes`, the real images' own, so both
+    sets have the same mix."""
 
-    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf, floor_images=None):
+    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf, floor_images=None,
+                 attributes=None):
         super().__init__()
         self.real_images, self.every, self.on_best, self.best_fid = real_images, every, on_best, best_fid
         self.floor_images = floor_images
-        self.z = latent.sample(len(real_images), latent_dim, seed)
+        self.inputs = generator_inputs(len(real_images), latent_dim, seed, attributes)
         self.real_features, self.floor = None, None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -180,7 +193,7 @@ class Evaluation(keras.callbacks.Callback):
             self.real_features = inception.features(self.real_images)
             if self.floor_images is not None:
                 self.floor = metrics.fid(inception.features(self.floor_images), self.real_features)
-        fakes = FaceGenerator.from_keras(self.model.sampling_generator).batches(self.z, batch_size=100)
+        fakes = FaceGenerator.from_keras(self.model.sampling_generator).batches(self.inputs, batch_size=100)
         scores = evaluate.score(self.real_features, fakes)
         logs["fid"], logs["kid"] = scores["fid"], scores["kid"]
         if self.floor is not None:

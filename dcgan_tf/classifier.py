@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from .data import in_batches
+from .batching import in_batches
 from .files import written_atomically
 from .labels import attribute_indices
 

@@ -3,7 +3,7 @@
 import argparse
 import dataclasses
 
-from .config import Config
+from .config import NAME_LISTS, Config
 
 HELP = {
     "data": ("builtin[:N], celeba (after python -m dcgan_tf.download celeba), an image directory, "
@@ -21,6 +21,9 @@ HELP = {
     "holdout": "hold out the last N images (by file name) from training; evaluation scores against them",
     "d_norm": "D's normalisation: batch, layer or none (a gradient penalty needs layer or none)",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
+    "condition": "train a conditional GAN on these attributes of --attrs, e.g. Smiling,Male,Eyeglasses",
+    "attrs": "the attribute labels of --data (CelebA's list_attr_celeba.txt format), for --condition",
+    "d_condition": "how D sees the attributes: projection (Miyato & Koyama 2018) or concat (as input channels)",
     "fused_batchnorm": "TensorFlow's fused BatchNorm kernel on one replica (default true; README \"Performance\")",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag
@@ -53,13 +56,21 @@ def _parse_ints(text):
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _parse_names(text):
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
 def add_config_flags(parser):
     """One --flag per Config field; unset flags stay None so the preset's value is kept."""
     group = parser.add_argument_group("model and training config (defaults: the chosen preset)")
     for f in dataclasses.fields(Config):
         if f.name in NOT_FLAGS:
             continue
-        kind = {bool: _parse_bool, tuple: _parse_ints}.get(type(f.default), type(f.default))
+        kind = _parse_names if f.name in NAME_LISTS else {bool: _parse_bool, tuple: _parse_ints}.get(
+            type(f.default), type(f.default))
         group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
                            metavar=f.name.upper(), help=HELP.get(f.name, f"default {f.default}"))
 

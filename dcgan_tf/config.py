@@ -71,6 +71,12 @@ class Config:
     # evaluation scores against them (dcgan_tf.split).
     holdout: int = 0
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
+    # Conditional generation (dcgan_tf.conditioning): the attributes G and D are conditioned on, e.g.
+    # ("Smiling", "Male", "Eyeglasses"), labelled per image in `attrs` (CelebA's list_attr_celeba.txt
+    # format). Empty: an unconditional GAN.
+    condition: tuple = ()
+    attrs: str = ""
+    d_condition: str = "projection"  # how D sees the attributes: projection (Miyato & Koyama 2018) or concat
     # Outputs.
     sample_count: int = 64
     tensorboard: bool = False  # also write losses, learning rates, FID/KID and sample grids for TensorBoard
@@ -87,7 +93,7 @@ class Config:
         from .distribute import STRATEGIES
         from .losses import LOSSES
         from .penalties import PENALTIES
-        for name in ("g_mult", "d_mult"):
+        for name in ("g_mult", "d_mult", "condition"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {
             "image_size must equal g_start * 2**(number of upsamplings) (image_size="
@@ -107,6 +113,9 @@ class Config:
             f"loss must be one of {', '.join(LOSSES)}": self.loss in LOSSES,
             f"gp must be one of {', '.join(PENALTIES)}": self.gp in PENALTIES,
             "n_critic must be >= 1 and ema in [0, 1)": self.n_critic >= 1 and 0 <= self.ema < 1,
+            "condition needs attrs, the attribute file, and names each attribute once": (
+                not self.condition or self.attrs) and len(set(self.condition)) == len(self.condition),
+            "d_condition must be projection or concat": self.d_condition in ("projection", "concat"),
             f"strategy must be one of {', '.join(STRATEGIES)}": self.strategy in STRATEGIES,
             "mixed_precision must be float32, mixed_float16 or mixed_bfloat16": self.mixed_precision in (
                 "float32", "mixed_float16", "mixed_bfloat16"),
@@ -129,7 +138,10 @@ class Config:
         wrong = []
         for f in dataclasses.fields(self):
             value, kind = getattr(self, f.name), type(f.default)
-            if kind is tuple:
+            if f.name in NAME_LISTS:
+                kind = list
+                ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
+            elif kind is tuple:
                 ok = isinstance(value, (list, tuple)) and all(_is_int(v) for v in value)
             elif kind is float:
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -185,7 +197,8 @@ class Config:
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
-               tuple: "a list of integers"}
+               tuple: "a list of integers", list: "a list of names"}
+NAME_LISTS = ("condition",)  # the tuple fields that hold names, not integers
 
 
 def _is_int(value):

@@ -1,4 +1,4 @@
-"""Training data: read a source once into uint8 images, then serve batches with tf.data.
+"""Training data: read a source once into uint8 images (dcgan_tf.pipeline serves the batches).
 
 Sources (the `data` config field):
 - "builtin" or "builtin:N": the procedural faces of dcgan_tf.faces (N images, default 2,000);
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from . import memory
+from .batching import progress_bar
 from .download import resolve_dataset_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -248,20 +248,6 @@ def _decode_all(names, read, size, crop, progress, source):
     return (images if ok.all() else images[ok]), loaded, sorted(skipped)
 
 
-def progress_bar(total):
-    import keras
-    return keras.utils.Progbar(total, unit_name="image")
-
-
-def in_batches(array, batch_size, progress=False):
-    """Successive slices of an array (images or latent vectors); the bar counts the slices consumed."""
-    bar = progress_bar(len(array)) if progress else None
-    for start in range(0, len(array), batch_size):
-        yield array[start:start + batch_size]
-        if bar is not None:
-            bar.update(min(start + batch_size, len(array)))
-
-
 def _image_stack(array, name):
     """[N, H, W, C], [N, H, W] (grayscale) or one colour image [H, W, 3|4] -> [N, H, W, C]."""
     if array.ndim == 3:
@@ -382,40 +368,3 @@ def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=
                         + "; ".join(f"{name}: {reason}" for name, reason in skipped[:3])
                         + (" ..." if len(skipped) > 3 else ""))
     return images, LoadReport(spec, len(found), len(images), skipped, part=part, names=loaded)
-
-
-# --- the tf.data pipeline -------------------------------------------------------------
-
-def check_batch_size(count, batch_size):
-    if count < batch_size:
-        raise DataError(f"only {count} images for a batch size of {batch_size}: lower --batch-size or add data")
-
-
-def make_dataset(images, batch_size, seed=0, shuffle=True):
-    """uint8 images -> batches of float32 in [-1, 1], reshuffled every epoch.
-
-    The pipeline shuffles indices and gathers each batch with numpy, so the images are
-    never copied into a graph constant and a memory-mapped array is read lazily.
-    Full batches only: one batch shape for XLA, and equal shares for every replica.
-    """
-    count, size = len(images), images.shape[1]
-    check_batch_size(count, batch_size)
-    indices = tf.data.Dataset.range(count)
-    if shuffle:
-        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    indices = indices.batch(batch_size, drop_remainder=True)
-
-    def gather(batch_indices):
-        return np.asarray(images[np.sort(batch_indices)])
-
-    def to_float(batch):
-        batch = tf.ensure_shape(batch, (batch_size, size, size, 3))
-        return tf.cast(batch, tf.float32) / 127.5 - 1.0
-
-    batches = indices.map(lambda i: tf.numpy_function(gather, [i], tf.uint8, stateful=False),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    batches = batches.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    options = tf.data.Options()
-    # The data is one in-memory array, not files: multi-worker sharding must split batches.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return batches.with_options(options).prefetch(tf.data.AUTOTUNE)

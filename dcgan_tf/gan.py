@@ -14,10 +14,14 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
 - The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
   and exports use; the penalties live in dcgan_tf.penalties.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
+- A conditional GAN (dcgan_tf.models, Config.condition) trains on (images, attributes)
+  batches: G makes each fake with the attributes of a real image of the batch, so the
+  fakes' attributes follow the data's, and D judges every image with its attributes.
 """
 
 import contextlib
 import enum
+import functools
 
 import keras
 import tensorflow as tf
@@ -48,7 +52,9 @@ class DCGAN(keras.Model):
         self.seed = int(seed)
         self.ema_decay = float(ema_decay)
         self.ema_generator = ema.averaged_copy(generator) if self.ema_decay else None
-        self.latent_dim = int(generator.input_shape[-1])
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        # A conditional generator takes [z, attributes] (dcgan_tf.models).
+        self.attribute_count = int(generator.inputs[1].shape[-1]) if len(generator.inputs) == 2 else 0
         # only_first_replica: every replica adds 1 in step; the value is the same everywhere.
         self.step = keras.Variable(0, dtype="int64", trainable=False, aggregation="only_first_replica", name="step")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -67,16 +73,27 @@ class DCGAN(keras.Model):
         self.built = True
 
     @property
+    def conditional(self):
+        return self.attribute_count > 0
+
+    @property
     def sampling_generator(self):
         """The generator for samples, evaluation and export: the EMA copy when there is one."""
         return self.ema_generator if self.ema_generator is not None else self.generator
 
-    def call(self, z, training=False):
-        return self.sampling_generator(z, training=training)
+    def call(self, inputs, training=False):
+        """inputs: z, or [z, attributes] for a conditional GAN."""
+        return self.sampling_generator(inputs, training=training)
 
-    def generate(self, n, seed=0):
-        """n uint8 images [n, H, W, 3]; the same seed always gives the same images."""
-        return latent.to_uint8(self(latent.sample(n, self.latent_dim, seed))).numpy()
+    def generate(self, n, seed=0, attributes=None):
+        """n uint8 images [n, H, W, 3]; the same seed always gives the same images.
+        A conditional GAN takes their attributes too: one vector for all, or one row per image."""
+        z = latent.sample(n, self.latent_dim, seed)
+        if self.conditional:
+            if attributes is None:
+                raise ValueError(f"a conditional GAN needs the {self.attribute_count} attribute values of its faces")
+            z = [z, tf.broadcast_to(tf.constant(attributes, tf.float32), (n, self.attribute_count))]
+        return latent.to_uint8(self(z)).numpy()
 
     def compile(self, d_optimizer, g_optimizer, loss_fn="bce", label_smoothing=0.0, reuse_fake=True,
                 diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):
@@ -116,30 +133,34 @@ class DCGAN(keras.Model):
             return images
         return augment.diff_augment(images, self.augmentations, self._seed(stream))
 
-    def _d_logits(self, images):
-        return self.discriminator(images, training=True)
+    def _fakes(self, z, attributes):
+        return self.generator(z if attributes is None else [z, attributes], training=True)
 
-    def _penalty(self, real, fake):
+    def _d_logits(self, images, attributes=None):
+        return self.discriminator(images if attributes is None else [images, attributes], training=True)
+
+    def _penalty(self, real, fake, attributes):
+        critic = functools.partial(self._d_logits, attributes=attributes)
         if self.gp == "wgan-gp":
             mix = replica_rows(lambda n: tf.random.stateless_uniform(
                 [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX), alg=latent.RANDOM_ALGORITHM), tf.shape(real)[0])
-            return self.gp_weight * penalties.wgan_gp(self._d_logits, real, fake, mix)
-        return self.gp_weight * penalties.r1(self._d_logits, real)
+            return self.gp_weight * penalties.wgan_gp(critic, real, fake, mix)
+        return self.gp_weight * penalties.r1(critic, real)
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
         grads = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(grads, variables))
 
-    def _discriminator_update(self, real, fake, replicas):
+    def _discriminator_update(self, real, fake, attributes, replicas):
         real = self._augmented(real, Stream.AUGMENT_REAL)
         fake = self._augmented(fake, Stream.AUGMENT_FAKE)
         with tf.GradientTape() as tape:
-            real_logits = self._d_logits(real)
-            fake_logits = self._d_logits(fake)
+            real_logits = self._d_logits(real, attributes)
+            fake_logits = self._d_logits(fake, attributes)
             d_loss = self.d_loss_fn(real_logits, fake_logits, self.label_smoothing)
             if self.gp != "none":
-                d_loss += self._penalty(real, fake)
+                d_loss += self._penalty(real, fake, attributes)
             scaled = self.d_optimizer.scale_loss(d_loss / replicas)
         self._apply(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
@@ -148,26 +169,28 @@ class DCGAN(keras.Model):
         logits = tf.cast(logits, tf.float32)
         return tf.reduce_mean(tf.sigmoid(logits) if self.loss_name == "bce" else logits)
 
-    def train_step(self, real):
-        if isinstance(real, (tuple, list)):
-            real = real[0]
+    def train_step(self, data):
+        real, attributes = data, None
+        if isinstance(data, (tuple, list)):
+            real, attributes = data[0], (data[1] if self.conditional else None)
         batch_size = tf.shape(real)[0]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         # n_critic > 1 (WGAN-GP): the extra D updates, on this real batch and fresh z, as the
         # keras.io WGAN-GP example does. Unrolled: a tf.cond around an update breaks
         # synchronized BatchNorm under tf.distribute.
         for _ in range(self.n_critic - 1):
-            fake = self.generator(self._latent_batch(batch_size, Stream.Z_GENERATOR), training=True)
-            self._discriminator_update(real, fake, replicas)
+            fake = self._fakes(self._latent_batch(batch_size, Stream.Z_GENERATOR), attributes)
+            self._discriminator_update(real, fake, attributes, replicas)
         with tf.GradientTape() as g_tape:
             # With reuse_fake one G forward serves both updates (as the PyTorch DCGAN example does).
             with contextlib.nullcontext() if self.reuse_fake else g_tape.stop_recording():
-                fake = self.generator(self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR), training=True)
+                fake = self._fakes(self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR), attributes)
             with g_tape.stop_recording():
-                d_loss, real_logits, fake_logits = self._discriminator_update(real, tf.stop_gradient(fake), replicas)
+                d_loss, real_logits, fake_logits = self._discriminator_update(real, tf.stop_gradient(fake), attributes,
+                                                                              replicas)
             if not self.reuse_fake:  # G's update on a fresh latent batch (the keras.io example)
-                fake = self.generator(self._latent_batch(batch_size, Stream.Z_GENERATOR), training=True)
-            g_loss = self.g_loss_fn(self._d_logits(self._augmented(fake, Stream.AUGMENT_GENERATOR)))
+                fake = self._fakes(self._latent_batch(batch_size, Stream.Z_GENERATOR), attributes)
+            g_loss = self.g_loss_fn(self._d_logits(self._augmented(fake, Stream.AUGMENT_GENERATOR), attributes))
             scaled = self.g_optimizer.scale_loss(g_loss / replicas)
         self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
         if self.ema_generator is not None:

@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from . import memory
-from .data import in_batches
+from . import conditioning, memory
+from .batching import in_batches
 from .files import written_atomically
 from .images import GridCanvas, make_grid
 
@@ -23,10 +23,14 @@ GRID_LIMIT_BYTES = 2**30  # the pixels of one grid PNG; larger sets of faces are
 
 
 class FaceGenerator:
-    """z -> uint8 images, from a run directory, an export directory, a bare SavedModel or a .keras file."""
+    """z -> uint8 images, from a run directory, an export directory, a bare SavedModel or a .keras file.
 
-    def __init__(self, fn, latent_dim):
-        self._fn, self.latent_dim = fn, latent_dim
+    A conditional model's inputs are rows [z | attribute values] (dcgan_tf.conditioning);
+    `attributes` names its attributes (empty for an unconditional model).
+    """
+
+    def __init__(self, fn, latent_dim, attributes=()):
+        self._fn, self.latent_dim, self.attributes = fn, latent_dim, tuple(attributes)
 
     @classmethod
     def load(cls, path, trust_savedmodel=False):
@@ -40,29 +44,53 @@ class FaceGenerator:
                 from .savedmodel import check_ops
                 check_ops(path)
             return cls._from_saved_model(path)
-        generator, _ = load_generator(path)
-        return cls.from_keras(generator)
+        generator, cfg = load_generator(path)
+        return cls.from_keras(generator, cfg.condition if cfg is not None else ())
 
     @classmethod
-    def from_keras(cls, generator):
+    def from_keras(cls, generator, attributes=()):
         """A Keras generator (tanh images in [-1, 1]) as z -> uint8 images, traced once for any
-        batch size (faster than eager calls, most for one face at a time)."""
+        batch size (faster than eager calls, most for one face at a time); a conditional one
+        (inputs [z, attributes]) as rows [z | attributes] -> uint8 images."""
         from . import latent
-        latent_dim = int(generator.input_shape[-1])
-        fn = tf.function(lambda z: latent.to_uint8(generator(z, training=False)),
-                         input_signature=[tf.TensorSpec([None, latent_dim], tf.float32)])
-        return cls(fn, latent_dim)
+        latent_dim = int(generator.inputs[0].shape[-1])
+        count = int(generator.inputs[1].shape[-1]) if len(generator.inputs) == 2 else 0
+
+        def images(rows):
+            inputs = conditioning.split_rows(rows, latent_dim) if count else rows
+            return latent.to_uint8(generator(inputs, training=False))
+        fn = tf.function(images, input_signature=[tf.TensorSpec([None, latent_dim + count], tf.float32)])
+        return cls(fn, latent_dim, (tuple(attributes) or conditioning.positional_names(count)) if count else ())
 
     @classmethod
     def _from_saved_model(cls, path):
-        signature = tf.saved_model.load(str(path)).signatures.get("serving_default")
+        model = tf.saved_model.load(str(path))
+        signature = model.signatures.get("serving_default")
         inputs = signature.structured_input_signature[1] if signature is not None else {}
         outputs = signature.structured_outputs if signature is not None else {}
-        z_spec = inputs.get("z")
+        z_spec, attribute_spec = inputs.get("z"), inputs.get("attributes")
         if z_spec is None or z_spec.shape.rank != 2 or "images" not in outputs:
             raise ValueError(f"{path} is a SavedModel but not a dcgan-tf generator "
                              "(its serving_default must map z [batch, latent_dim] to images)")
-        return cls(lambda z: signature(z=tf.convert_to_tensor(z, tf.float32))["images"], int(z_spec.shape[1]))
+        latent_dim = int(z_spec.shape[1])
+        if attribute_spec is None:
+            return cls(lambda z: signature(z=tf.convert_to_tensor(z, tf.float32))["images"], latent_dim)
+        names = model.signatures.get("attribute_names")
+        names = (tuple(name.decode() for name in names()["names"].numpy()) if names is not None
+                 else conditioning.positional_names(int(attribute_spec.shape[1])))
+
+        def generate(rows):
+            z, attributes = conditioning.split_rows(tf.convert_to_tensor(rows, tf.float32), latent_dim)
+            return signature(z=z, attributes=attributes)["images"]
+        return cls(generate, latent_dim, names)
+
+    def require_unconditional(self, task):
+        """self, or a ValueError for a conditional model (its faces need attributes beside z)
+        where `task` gives z alone."""
+        if self.attributes:
+            raise ValueError(f"{task} works on unconditional models; this one is conditioned on "
+                             f"{', '.join(self.attributes)}: ask it for faces with generate.py --attrs or --vary")
+        return self
 
     def __call__(self, z):
         return np.asarray(self._fn(tf.convert_to_tensor(z, tf.float32)))
@@ -107,7 +135,7 @@ def grid_count(count, tile_shape, individual, log=print):
 
 def write_grid(generator, z, out, rows=None, batch_size=256, individual_dir=None, progress=False, log=print):
     """One PNG grid of G(z) (and each image as its own PNG in individual_dir); returns the paths.
-    z: an array or a latent.LatentStream."""
+    z: an array, a latent.LatentStream or a conditioning.JoinedRows."""
     targets = [Path(out)]
     if individual_dir is not None:
         _check_replaceable(Path(individual_dir))

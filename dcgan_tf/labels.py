@@ -104,15 +104,19 @@ class LabelledImages:
     attributes: tuple  # the attribute names, one per label column
 
 
-def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False, holdout=0, part="all"):
+def load_labelled_images(spec, attrs, size, crop="auto", progress=True, strict=False, holdout=0, part="all",
+                         limit=0, attributes=None):
     """The images of an image folder or zip with their labels -> (LabelledImages, LoadReport).
 
-    `attrs` is a file in CelebA's format, or "celeba" for the downloaded one. holdout and
-    part choose a part of the held-out split, as for load_images. Images without a row are
-    left out and counted in the report (report.names still lists every image loaded).
+    `attrs` is a file in CelebA's format, or "celeba" for the downloaded one. holdout, part
+    and limit choose the images as for load_images. Images without a row are left out and
+    counted in the report (report.names still lists every image loaded). `attributes` keeps
+    only those label columns, in that order (checked before any image is read).
     """
     table = read_attributes(resolve_dataset_path(str(attrs), ATTRIBUTES))
-    images, report = load_images(spec, size, crop, progress=progress, strict=strict, holdout=holdout, part=part)
+    if attributes is not None:
+        table = AttributeTable(tuple(attributes), table.files, table.values[:, table.columns(attributes)])
+    images, report = load_images(spec, size, crop, limit, progress=progress, strict=strict, holdout=holdout, part=part)
     if report.names is None:
         raise DataError(f"{spec}: --attrs needs an image folder or a zip, whose file names match the labels' rows")
     rows = table.match(report.names)

@@ -46,7 +46,7 @@ def sample(n, latent_dim, seed, truncation=None, first=0):
 
 class LatentStream:
     """The vectors of sample(n, latent_dim, seed, truncation), drawn only when sliced, so a
-    million faces never hold a million latent vectors at once. Works with data.in_batches."""
+    million faces never hold a million latent vectors at once. Works with batching.in_batches."""
 
     def __init__(self, n, latent_dim, seed, truncation=None):
         self.n, self.latent_dim, self.seed, self.truncation = n, latent_dim, seed, truncation

@@ -56,28 +56,48 @@ def _activation(name):
 
 def build_generator(cfg, seed=None, fused_batchnorm=None):
     """fused_batchnorm: None follows cfg.fused_batchnorm; False for a multi-replica strategy
-    or a model that must load with Keras alone."""
+    or a model that must load with Keras alone.
+
+    With cfg.condition the generator takes [z, attributes] (inputs named so) and reads
+    the attribute vector, 1 present and 0 absent, concatenated to z before its Dense layer.
+    """
     seed = cfg.seed if seed is None else seed
     fused = cfg.fused_batchnorm if fused_batchnorm is None else fused_batchnorm
-    dense_filters = cfg.conv_dim * cfg.g_dense_mult
+    stack = _generator_layers(cfg, seed, fused)
+    if cfg.condition:
+        z = keras.Input((cfg.latent_dim,), name="z")
+        attributes = keras.Input((len(cfg.condition),), name="attributes")
+        return keras.Model([z, attributes], _apply(stack, layers.Concatenate()([z, attributes])), name="generator")
     model = keras.Sequential(name="generator")
     model.add(keras.Input((cfg.latent_dim,)))
-    model.add(layers.Dense(cfg.g_start * cfg.g_start * dense_filters, kernel_initializer=_init(seed)))
-    model.add(layers.Reshape((cfg.g_start, cfg.g_start, dense_filters)))
-    if cfg.g_dense_norm:
-        model.add(_batch_norm(seed + 1, fused))
-        model.add(_activation(cfg.g_activation))
-    for i, mult in enumerate(cfg.g_mult):
-        model.add(layers.Conv2DTranspose(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
-                                         kernel_initializer=_init(seed + 2 + i)))
-        model.add(_batch_norm(seed + 20 + i, fused))
-        model.add(_activation(cfg.g_activation))
-    if cfg.g_out == "conv":
-        model.add(layers.Conv2D(3, 5, padding="same", kernel_initializer=_init(seed + 40)))
-    else:
-        model.add(layers.Conv2DTranspose(3, cfg.kernel, strides=2, padding="same", kernel_initializer=_init(seed + 40)))
-    model.add(layers.Activation("tanh", dtype="float32"))
+    for layer in stack:
+        model.add(layer)
     return model
+
+
+def _apply(stack, x):
+    for layer in stack:
+        x = layer(x)
+    return x
+
+
+def _generator_layers(cfg, seed, fused):
+    dense_filters = cfg.conv_dim * cfg.g_dense_mult
+    stack = [layers.Dense(cfg.g_start * cfg.g_start * dense_filters, kernel_initializer=_init(seed)),
+             layers.Reshape((cfg.g_start, cfg.g_start, dense_filters))]
+    if cfg.g_dense_norm:
+        stack += [_batch_norm(seed + 1, fused), _activation(cfg.g_activation)]
+    for i, mult in enumerate(cfg.g_mult):
+        stack += [layers.Conv2DTranspose(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
+                                         kernel_initializer=_init(seed + 2 + i)),
+                  _batch_norm(seed + 20 + i, fused),
+                  _activation(cfg.g_activation)]
+    if cfg.g_out == "conv":
+        stack.append(layers.Conv2D(3, 5, padding="same", kernel_initializer=_init(seed + 40)))
+    else:
+        stack.append(layers.Conv2DTranspose(3, cfg.kernel, strides=2, padding="same", kernel_initializer=_init(seed + 40)))
+    stack.append(layers.Activation("tanh", dtype="float32"))
+    return stack
 
 
 def _d_norm(kind, seed, fused):
@@ -89,26 +109,59 @@ def _d_norm(kind, seed, fused):
 
 
 def build_discriminator(cfg, seed=None, fused_batchnorm=None):
+    """With cfg.condition, D takes [images, attributes] and sees the attributes as cfg.d_condition says:
+
+    - "projection" (Miyato & Koyama 2018, "cGANs with Projection Discriminator"): the logit is
+      psi(phi(x)) + <W y, phi(x)>, phi(x) D's features before its last Dense layer psi and W y
+      a learned embedding of the attribute vector y: for each attribute present, D adds how
+      well the image's features match that attribute.
+    - "concat": y joins the image as constant input channels, one per attribute (the
+      conditional GAN of Mirza & Osindero 2014 on a convolutional D).
+    """
     seed = (cfg.seed if seed is None else seed) + 100
     fused = cfg.fused_batchnorm if fused_batchnorm is None else fused_batchnorm
+    trunk, head = _discriminator_layers(cfg, seed, fused)
+    if not cfg.condition:
+        model = keras.Sequential(name="discriminator")
+        model.add(keras.Input((cfg.image_size, cfg.image_size, 3)))
+        for layer in [*trunk, head]:
+            model.add(layer)
+        return model
+    size, count = cfg.image_size, len(cfg.condition)
+    images = keras.Input((size, size, 3), name="images")
+    attributes = keras.Input((count,), name="attributes")
+    if cfg.d_condition == "concat":
+        maps = layers.Reshape((size, size, count))(layers.RepeatVector(size * size)(attributes))
+        features = _apply(trunk, layers.Concatenate()([images, maps]))
+        return keras.Model([images, attributes], head(features), name="discriminator")
+    features = _apply(trunk, images)
+    embedding = _weighted(cfg, layers.Dense(features.shape[-1], use_bias=False, kernel_initializer=_init(seed + 42)))
+    projection = layers.Dot(axes=1, dtype="float32")([embedding(attributes), features])
+    return keras.Model([images, attributes], layers.Add(dtype="float32")([head(features), projection]),
+                       name="discriminator")
 
-    def weighted(layer, **kwargs):  # kwargs: the wrapper's own dtype, so a float32 logit stays float32
-        return layers.SpectralNormalization(layer, **kwargs) if cfg.spectral_norm else layer
 
-    model = keras.Sequential(name="discriminator")
-    model.add(keras.Input((cfg.image_size, cfg.image_size, 3)))
+def _weighted(cfg, layer, **kwargs):
+    """The layer, spectrally normalised with cfg.spectral_norm; kwargs: the wrapper's own dtype,
+    so a float32 logit stays float32."""
+    return layers.SpectralNormalization(layer, **kwargs) if cfg.spectral_norm else layer
+
+
+def _discriminator_layers(cfg, seed, fused):
+    """(the feature layers phi: one stride-2 Conv2D per d_mult entry, Flatten, Dropout; the logit layer psi)."""
+    trunk = []
     for i, mult in enumerate(cfg.d_mult):
-        model.add(weighted(layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
-                                         kernel_initializer=_init(seed + i))))
+        trunk.append(_weighted(cfg, layers.Conv2D(cfg.conv_dim * mult, cfg.kernel, strides=2, padding="same",
+                                                  kernel_initializer=_init(seed + i))))
         norm = _d_norm(cfg.d_norm, seed + 20 + i, fused) if i > 0 else None  # none on the input layer (DCGAN paper)
         if norm is not None:
-            model.add(norm)
-        model.add(layers.LeakyReLU(negative_slope=0.2))
-    model.add(layers.Flatten())
+            trunk.append(norm)
+        trunk.append(layers.LeakyReLU(negative_slope=0.2))
+    trunk.append(layers.Flatten())
     if cfg.d_dropout:
-        model.add(layers.Dropout(cfg.d_dropout, seed=seed + 40))
-    model.add(weighted(layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32"), dtype="float32"))
-    return model
+        trunk.append(layers.Dropout(cfg.d_dropout, seed=seed + 40))
+    head = _weighted(cfg, layers.Dense(1, kernel_initializer=_init(seed + 41), dtype="float32"), dtype="float32")
+    return trunk, head
 
 
 def sizes(cfg):
@@ -116,8 +169,9 @@ def sizes(cfg):
     exact (spectral norm's vectors aside); activations count each layer's outputs, D's three
     times (on the real batch, the fake batch and again for G's update)."""
     weights, g_values, d_values = 0, 0, 0
+    count = len(cfg.condition)  # a conditional model's attributes: G's Dense and D's projection or input read them
     side, channels = cfg.g_start, cfg.conv_dim * cfg.g_dense_mult
-    weights += (cfg.latent_dim + 1) * side * side * channels
+    weights += (cfg.latent_dim + count + 1) * side * side * channels
     if cfg.g_dense_norm:
         weights += 4 * channels
     g_values += side * side * channels * (3 if cfg.g_dense_norm else 1)
@@ -129,7 +183,7 @@ def sizes(cfg):
         weights += kernel * kernel * channels * width + width * (1 if last else 5)  # BatchNorm: 4 per channel
         g_values += side * side * width * (2 if last else 3)  # conv, BatchNorm, activation (tanh)
         channels = width
-    side, channels = cfg.image_size, 3
+    side, channels = cfg.image_size, 3 + (count if cfg.d_condition == "concat" else 0)
     for i, mult in enumerate(cfg.d_mult):
         width, side = cfg.conv_dim * mult, -(-side // 2)
         norm = cfg.d_norm if i else "none"  # BatchNorm: 4 per channel; LayerNorm: 2 per feature
@@ -137,7 +191,7 @@ def sizes(cfg):
         weights += {"batch": 4 * width, "layer": 2 * side * side * width, "none": 0}[norm]
         d_values += side * side * width * (2 if norm == "none" else 3)
         channels = width
-    weights += side * side * channels + 1
+    weights += side * side * channels * (1 + (count if cfg.d_condition == "projection" else 0)) + 1
     return weights, g_values + 3 * (d_values + cfg.image_size ** 2 * 3)
 
 

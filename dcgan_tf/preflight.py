@@ -41,7 +41,7 @@ def check_run(cfg, run_dir, resume, export_dir=None):
 
 def check_data(cfg, images):
     """Once the data is read (and holds memory): a full batch, and training still fits."""
-    from .data import check_batch_size
+    from .pipeline import check_batch_size
     check_batch_size(len(images), cfg.batch_size)
     check_memory(cfg)
 

@@ -17,12 +17,14 @@ import keras
 from . import callbacks, preflight, run_logs
 from .checkpoints import TrainingCheckpoint, readable_checkpoint
 from .config import Config
-from .data import load_images, make_dataset
+from .data import load_images
+from .pipeline import make_dataset
 from .distribute import is_chief, make_strategy, writer_dir
 from .export import export_generator
 from .files import written_atomically
 from .gan import build_gan
 from .images import save_grid
+from .labels import load_labelled_images
 
 REAL_BATCH_COUNT = 20
 EVAL_KEYS = ("fid", "kid", "fid_floor")
@@ -43,16 +45,29 @@ class TrainingInterrupted(TrainingStopped):
         self.exit_code = exit_code
 
 
-def evaluation_images(cfg, images, log):
-    """The real images --eval-every scores against: the held-out part when the run has one,
-    else the first training images (said so, as that FID flatters a model that memorises)."""
+def read_data(cfg, part, limit, progress, strict=False):
+    """(images, labels, LoadReport) of one part of cfg.data's held-out split (see load_images):
+    labels are the 0/1 values of the cfg.condition attributes per image for a conditional run,
+    else None. A conditional run leaves out images without a row in cfg.attrs (counted in the report)."""
+    options = dict(progress=progress, strict=strict, holdout=cfg.holdout, part=part)
+    if not cfg.condition:
+        images, report = load_images(cfg.data, cfg.image_size, cfg.crop, limit, seed=cfg.seed, **options)
+        return images, None, report
+    labelled, report = load_labelled_images(cfg.data, cfg.attrs, cfg.image_size, cfg.crop, limit=limit,
+                                            attributes=cfg.condition, **options)
+    return labelled.images, labelled.labels, report
+
+
+def evaluation_images(cfg, images, labels, log):
+    """The real images --eval-every scores against, with their labels for a conditional run:
+    the held-out part when the run has one, else the first training images (said so, as
+    that FID flatters a model that memorises)."""
     if cfg.holdout:
-        held_out, _ = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.eval_n, seed=cfg.seed, progress=False,
-                                  holdout=cfg.holdout, part="holdout")
+        held_out, held_out_labels, _ = read_data(cfg, "holdout", cfg.eval_n, progress=False)
         log(f"--eval-every: FID/KID against {len(held_out)} held-out images")
-        return held_out
+        return held_out, held_out_labels
     log(f"--eval-every: FID/KID against {min(cfg.eval_n, len(images))} training images (no --holdout)")
-    return images[:cfg.eval_n]
+    return images[:cfg.eval_n], None if labels is None else labels[:cfg.eval_n]
 
 
 @dataclasses.dataclass
@@ -65,7 +80,7 @@ class RunCallbacks:
     ordered: list  # all of them, in the order fit runs them
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images):
+def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
@@ -73,15 +88,17 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
+        eval_images, eval_labels = evaluation_set
         evaluation = [callbacks.Evaluation(eval_images, cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
                                            on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
-                                           best_fid=best_fid(run_dir),
+                                           best_fid=best_fid(run_dir), attributes=eval_labels,
                                            floor_images=images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
     curves = callbacks.LossCurves(run_dir, cfg.loss)
     saver = callbacks.SaveCheckpoint(checkpoint, initial_epoch, guard)
+    # A conditional model's samples have the attributes of the first training images.
     samples = callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
-                                   tensorboard_dir=tensorboard_dir)
+                                   tensorboard_dir=tensorboard_dir, attributes=labels)
     # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
     # written, so a crash between them leaves the epoch to be trained (and logged) again.
     return RunCallbacks(guard, curves, saver, [guard, samples, *evaluation, *tensorboard, history, curves, saver])
@@ -114,11 +131,10 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     if chief:
         preflight.check_run(cfg, run_dir, resume, export_dir)
     out_dir = Path(writer_dir(run_dir, strategy))
-    images, report = load_images(cfg.data, cfg.image_size, cfg.crop, cfg.limit, seed=cfg.seed,
-                                 progress=verbose != 0, strict=cfg.strict, holdout=cfg.holdout, part="train")
+    images, labels, report = read_data(cfg, "train", cfg.limit, progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
     preflight.check_data(cfg, images)
-    eval_images = evaluation_images(cfg, images, log) if cfg.eval_every else None
+    evaluation_set = evaluation_images(cfg, images, labels, log) if cfg.eval_every else None
 
     gan = build_gan(cfg, strategy)
     checkpoint = TrainingCheckpoint(gan, out_dir, cfg.checkpoints_to_keep)
@@ -137,9 +153,9 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     if not resume:
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
     # A resumed run shuffles anew instead of replaying the first epochs' order.
-    dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch)
-    history, cfg = _fit(gan, dataset, images, eval_images, cfg, out_dir, checkpoint, resume, initial_epoch, verbose,
-                        log, extra_callbacks)
+    dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch, labels=labels)
+    history, cfg = _fit(gan, dataset, images, labels, evaluation_set, cfg, out_dir, checkpoint, resume, initial_epoch,
+                        verbose, log, extra_callbacks)
     if export_dir is not None and chief:
         path = export_generator(gan.sampling_generator, cfg, export_dir)
         log(f"exported the generator to {path}")
@@ -148,13 +164,13 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     return gan, history
 
 
-def _fit(gan, dataset, images, eval_images, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
+def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
          extra_callbacks):
     """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops.
     Returns the history and the config trained with (a rollback halves its learning rates)."""
     rolled_back = False
     while True:
-        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, eval_images)
+        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set)
         guard, curves, saver = run.guard, run.curves, run.saver
         try:
             history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan_tf.data import DataError, load_images, make_dataset, parse_crop
+from dcgan_tf.data import DataError, load_images, parse_crop
+from dcgan_tf.pipeline import make_dataset
 from dcgan_tf.memory import NotEnoughMemory
 
 from conftest import CELEBA_ZIP, random_images
