@@ -9,11 +9,13 @@ larger --epochs). --export RUN exports a run's latest checkpoint, or a chosen on
 import sys
 from pathlib import Path
 
-from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides, sigterm_as_interrupt
-from dcgan_tf.config import PRESETS, Config, preset
+from dcgan_tf.signals import stop_signals
 
 
 def parse_args(argv=None):
+    from dcgan_tf.cli import ArgumentParser, add_config_flags  # the config's names load TensorFlow
+    from dcgan_tf.config import PRESETS
+
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--preset", choices=PRESETS, help="architecture and defaults (default keras64; "
                         "a resumed run keeps its own)")
@@ -30,6 +32,9 @@ def parse_args(argv=None):
 
 def run_config(args):
     """The run's Config from the flags (and, with --resume, the run's config.json)."""
+    from dcgan_tf.cli import config_overrides
+    from dcgan_tf.config import Config, preset
+
     overrides = config_overrides(args)
     if not args.resume:
         return preset(args.preset or "keras64", **overrides)
@@ -47,13 +52,21 @@ def fail(error):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with sigterm_as_interrupt():
+    with stop_signals() as stop:  # first: Ctrl-C or SIGTERM while TensorFlow loads ends the same way
         try:
-            run(args)
-        except KeyboardInterrupt as interrupt:  # before training started (loading data, building): nothing to save yet
-            print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
-            sys.exit(getattr(interrupt, "exit_code", 130))
+            run(parse_args(argv))
+        except KeyboardInterrupt as interrupt:
+            stopped_before_training(getattr(interrupt, "exit_code", 130))
+        except Exception:
+            if stop.exit_code is None:
+                raise
+            stopped_before_training(stop.exit_code)  # the interrupt came wrapped, raised inside an import
+
+
+def stopped_before_training(exit_code):
+    """Ctrl-C or SIGTERM while loading data or building the model: nothing to save yet."""
+    print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
+    sys.exit(exit_code)
 
 
 def run(args):

@@ -1,10 +1,7 @@
-"""Command-line flags generated from the Config dataclass, so flags and config never drift;
-one-line errors; SIGTERM handled like Ctrl-C."""
+"""Command-line flags generated from the Config dataclass, so flags and config never drift."""
 
 import argparse
-import contextlib
 import dataclasses
-import signal
 
 from .config import NAME_LISTS, Config
 
@@ -81,32 +78,3 @@ def add_config_flags(parser):
 def config_overrides(args):
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
             if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (schedulers, containers, preemptible VMs), raised where Ctrl-C's KeyboardInterrupt
-    is, so a run saves and stops the same way."""
-
-    exit_code = 128 + signal.SIGTERM  # the shell's code for a SIGTERM
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Within the block SIGTERM raises Terminated in the main thread, once: a second SIGTERM
-    is ignored so the checkpoint being saved is completed (SIGKILL still stops it).
-
-    Like Python's own Ctrl-C handler, it is not installed when SIGTERM was ignored on start.
-    """
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-
-    def terminate(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)

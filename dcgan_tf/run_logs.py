@@ -24,6 +24,8 @@ def trim_logs(run_dir, epoch, step):
             continue
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
+        if not rows or column not in rows[0]:  # opened, then stopped before its header was written
+            continue
         index = rows[0].index(column)
         kept = rows[:1] + [row for row in rows[1:] if _number(row, index) <= last]
         if len(kept) < len(rows):

@@ -179,7 +179,7 @@ def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint,
             raise TrainingStopped(f"could not write {error.filename or 'an output file'} ({error.strerror or error}); "
                                   f"free some space, then continue with --resume (the checkpoint {checkpoint.latest} "
                                   "is intact)") from None
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM under the CLI (cli.Terminated)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM under the CLI (signals.Terminated)
             curves.flush()
             path = checkpoint.save(saver.completed_epochs)
             raise TrainingInterrupted(f"interrupted: saved {path} (epoch {saver.completed_epochs} complete, "

@@ -2,6 +2,7 @@
 that names it and the fix, and the corrected rerun is accepted (issue 15, items 3 and 6-11)."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -26,19 +27,28 @@ def assert_one_line_error(result, message):
     assert last.startswith("train.py: error: ") and message in last, result.stderr
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--sample-count", 0], "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1"),
-    (["--checkpoints-to-keep", 0], "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1"),
-    (["--steps-per-execution", 0], "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1"),
-    (["--lr", 0], "lr must be > 0"),
-    (["--lr", -1e-4], "lr must be > 0"),
-    (["--beta1", 1], "beta1 and beta2 must be in [0, 1)"),
-    (["--beta2", -0.5], "beta1 and beta2 must be in [0, 1)"),
-    (["--mixed-precision", "float8"], "mixed_precision must be float32, mixed_float16 or mixed_bfloat16"),
+@pytest.mark.parametrize("values, message", [
+    ({"sample_count": 0}, "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1"),
+    ({"checkpoints_to_keep": 0}, "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1"),
+    ({"steps_per_execution": 0}, "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1"),
+    ({"lr": 0.0}, "lr must be > 0"),
+    ({"lr": -1e-4}, "lr must be > 0"),
+    ({"beta1": 1.0}, "beta1 and beta2 must be in [0, 1)"),
+    ({"beta2": -0.5}, "beta1 and beta2 must be in [0, 1)"),
+    ({"mixed_precision": "float8"}, "mixed_precision must be float32, mixed_float16 or mixed_bfloat16"),
 ])
-def test_bad_flag_values_fail_before_tensorflow_loads(tmp_path, flags, message):
-    result = run_train(*flags, "--out", "runs/r", cwd=tmp_path)
-    assert_one_line_error(result, message)
+def test_bad_config_values_are_named(values, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        preset("tiny", **values)
+
+
+def test_bad_flag_values_fail_before_anything_is_written(tmp_path):
+    result = run_train("--sample-count", 0, "--lr", 0, "--beta1", 1, "--mixed-precision", "float8", "--out", "runs/r",
+                       cwd=tmp_path)
+    assert_one_line_error(result, "invalid config (tiny): ")
+    for message in ("sample_count, checkpoints_to_keep and steps_per_execution must be >= 1", "lr must be > 0",
+                    "beta1 and beta2 must be in [0, 1)", "mixed_precision must be float32"):
+        assert message in result.stderr
     assert not (tmp_path / "runs").exists()
 
 

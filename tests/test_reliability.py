@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_tf import training
+from dcgan_tf import run_logs, training
 from dcgan_tf.checkpoints import CheckpointError, TrainingCheckpoint
 from dcgan_tf.config import Config, preset
 from dcgan_tf.gan import build_gan
@@ -344,3 +344,22 @@ def test_generate_falls_back_too_and_a_damaged_chosen_checkpoint_is_one_line(thr
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"generate.py: error: checkpoint {run / 'checkpoints' / 'ckpt-12'} cannot be read: it is damaged")
+
+
+@pytest.mark.parametrize("sent, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_starting_ends_with_one_line_and_nothing_saved(work, sent, exit_code):
+    process = start_train(work, "--data", "faces.npy", "--epochs", 5)
+    time.sleep(1.0)  # TensorFlow is still loading
+    process.send_signal(sent)
+    code, _, err = finish(process)
+    assert code == exit_code and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "train.py: interrupted before training started; nothing was saved"
+    assert not (work / "runs" / "r" / "checkpoints").exists()
+
+
+def test_logs_opened_but_never_written_do_not_stop_a_resume(tmp_path):
+    (tmp_path / "history.csv").write_text("")  # a stop just after Keras opened it, before its header
+    (tmp_path / "steps.csv").write_text("step,epoch,d_loss\n1,1,0.5\n2,1,0.4\n3,1,0.")  # the last row cut short
+    run_logs.trim_logs(tmp_path, 0, 2)
+    assert (tmp_path / "history.csv").read_text() == ""
+    assert (tmp_path / "steps.csv").read_text().splitlines() == ["step,epoch,d_loss", "1,1,0.5", "2,1,0.4"]

@@ -1,0 +1,46 @@
+"""Ctrl-C and SIGTERM for the command-line tools: SIGTERM (what schedulers, containers and
+preemptible VMs send) is handled like Ctrl-C, so a run saves and stops the same way.
+
+Imports nothing heavy, so a tool can install the handlers before TensorFlow loads.
+"""
+
+import contextlib
+import signal
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt is."""
+
+    exit_code = 128 + signal.SIGTERM  # the shell's code for a SIGTERM
+
+
+class Stop:
+    """Which stop signal came, as its exit status (None: none did). An interrupt raised while a
+    C extension is being imported can reach the caller wrapped in another exception."""
+
+    exit_code = None
+
+
+@contextlib.contextmanager
+def stop_signals():
+    """Within the block SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, and the
+    yielded Stop records which came. SIGTERM acts once: a second one is ignored so the
+    checkpoint being saved is completed (SIGKILL still stops it). A signal ignored on start
+    stays ignored, as Python does for SIGINT."""
+    stop = Stop()
+
+    def interrupt(signum, frame):
+        stop.exit_code = 128 + signum
+        if signum == signal.SIGTERM:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            raise Terminated()
+        raise KeyboardInterrupt()
+
+    previous = {signum: signal.signal(signum, interrupt)
+                for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL))
+                if signal.getsignal(signum) is default}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
