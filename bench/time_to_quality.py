@@ -12,7 +12,6 @@ the ratio of the reference's total time to the time ours needs to reach the refe
 final FID (linear in log-time between budgets). Writes results.json in --out.
 """
 
-import argparse
 import json
 import math
 import shlex

@@ -8,6 +8,13 @@ from .files import written_atomically
 
 CONFIG_FILE = "config.json"
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)
+# The names the modules that define them accept (losses.LOSSES, penalties.PENALTIES,
+# distribute.STRATEGIES), repeated here because those modules import TensorFlow and a
+# Config is made before it is loaded (--help, argument errors); tests/test_config.py
+# checks the lists agree.
+LOSSES = ("bce", "hinge", "lsgan", "wgan")
+PENALTIES = ("none", "wgan-gp", "r1")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,10 +96,6 @@ class Config:
 
     def __post_init__(self):
         self._check_types()
-        # The names come from the modules that define them (imported here: they import TensorFlow).
-        from .distribute import STRATEGIES
-        from .losses import LOSSES
-        from .penalties import PENALTIES
         for name in ("g_mult", "d_mult", "condition"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         checks = {

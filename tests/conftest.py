@@ -1,6 +1,5 @@
 import csv
 import os
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -53,3 +53,10 @@ def test_unknown_keys_and_presets_are_rejected(tmp_path):
         preset("huge")
     with pytest.raises(FileNotFoundError, match="no config.json"):
         Config.load(tmp_path)
+
+
+def test_configs_names_are_those_the_defining_modules_accept():
+    from dcgan_tf import config, distribute, losses, penalties
+    assert config.LOSSES == tuple(losses.LOSSES)
+    assert config.PENALTIES == penalties.PENALTIES
+    assert config.STRATEGIES == distribute.STRATEGIES

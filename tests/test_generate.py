@@ -44,9 +44,20 @@ def run_clean_python(code, cwd):
 
 
 CLEAN_LOAD = """
-    import importlib.util, sys
+    import sys
+
+    class NoDcganTf:  # the package may be installed (pip install -e .): here it must not be needed
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "dcgan_tf":
+                raise ImportError("dcgan_tf is hidden in this process")
+
+    sys.meta_path.insert(0, NoDcganTf())
     import numpy as np, tensorflow as tf
-    assert importlib.util.find_spec("dcgan_tf") is None
+    try:
+        import dcgan_tf  # noqa: F401
+        raise SystemExit("dcgan_tf was importable")
+    except ImportError:
+        pass
     model = tf.saved_model.load(sys.argv[1] if len(sys.argv) > 1 else "{path}")
     z = np.load("z.npy")
     np.save("served.npy", model.signatures["serving_default"](z=tf.constant(z))["images"].numpy())

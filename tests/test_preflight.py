@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, random_images
+from conftest import ROOT
 from dcgan_tf import preflight
 from dcgan_tf.config import preset
 

@@ -192,3 +192,13 @@ def test_tensorboard_events_hold_the_losses_learning_rates_and_a_sample_grid(tmp
             tags.update(value.tag for value in event.summary.value)
     assert {"epoch_d_loss", "epoch_g_loss", "epoch_d_real", "epoch_d_fake", "epoch_d_lr", "epoch_g_lr",
             "samples"} <= tags
+
+
+def test_spectral_norm_keeps_the_logit_float32_under_mixed_float16():
+    try:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+        discriminator = build_discriminator(preset("tiny", spectral_norm=True, mixed_precision="mixed_float16"))
+        logits = discriminator(tf.zeros([2, 16, 16, 3]), training=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert logits.dtype == tf.float32
