@@ -9,13 +9,12 @@ larger --epochs). --export RUN exports a run's latest checkpoint, or a chosen on
 import sys
 from pathlib import Path
 
+from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
+from dcgan_tf.config import PRESETS, Config, preset
 from dcgan_tf.signals import stop_signals
 
 
 def parse_args(argv=None):
-    from dcgan_tf.cli import ArgumentParser, add_config_flags  # the config's names load TensorFlow
-    from dcgan_tf.config import PRESETS
-
     parser = ArgumentParser(description=__doc__)
     parser.add_argument("--preset", choices=PRESETS, help="architecture and defaults (default keras64; "
                         "a resumed run keeps its own)")
@@ -32,9 +31,6 @@ def parse_args(argv=None):
 
 def run_config(args):
     """The run's Config from the flags (and, with --resume, the run's config.json)."""
-    from dcgan_tf.cli import config_overrides
-    from dcgan_tf.config import Config, preset
-
     overrides = config_overrides(args)
     if not args.resume:
         return preset(args.preset or "keras64", **overrides)
@@ -52,7 +48,7 @@ def fail(error):
 
 
 def main(argv=None):
-    with stop_signals() as stop:  # first: Ctrl-C or SIGTERM while TensorFlow loads ends the same way
+    with stop_signals() as stop:  # before TensorFlow loads: Ctrl-C or SIGTERM then ends the same way
         try:
             run(parse_args(argv))
         except KeyboardInterrupt as interrupt:

@@ -3,6 +3,8 @@
 import argparse
 import dataclasses
 
+from .config import NAME_LISTS, Config
+
 HELP = {
     "data": ("builtin[:N], celeba (after python -m dcgan_tf.download celeba), an image directory, "
              "a .zip of images or a .npy/.npz array"),
@@ -63,8 +65,6 @@ def _parse_names(text):
 
 def add_config_flags(parser):
     """One --flag per Config field; unset flags stay None so the preset's value is kept."""
-    from .config import NAME_LISTS, Config  # here, not at the top: the config loads TensorFlow, and a
-    # tool using ArgumentParser alone (generate.py) reports a bad flag without loading it
     group = parser.add_argument_group("model and training config (defaults: the chosen preset)")
     for f in dataclasses.fields(Config):
         if f.name in NOT_FLAGS:
@@ -76,6 +76,5 @@ def add_config_flags(parser):
 
 
 def config_overrides(args):
-    from .config import Config
     return {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)
             if f.name not in NOT_FLAGS and getattr(args, f.name, None) is not None}
