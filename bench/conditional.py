@@ -20,19 +20,16 @@ Writes the tables to stdout and everything to --out as JSON.
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dcgan_tf import conditioning, evaluate, inception, latent  # noqa: E402
-from dcgan_tf.classifier import AttributeClassifier  # noqa: E402
-from dcgan_tf.generation import FaceGenerator  # noqa: E402
-from dcgan_tf.labels import load_labelled_images  # noqa: E402
+from dcgan_tf import conditioning, evaluate, inception, latent
+from dcgan_tf.classifier import AttributeClassifier
+from dcgan_tf.generation import FaceGenerator
+from dcgan_tf.labels import load_labelled_images
 
 
 def resized(images, size):

@@ -7,7 +7,6 @@ over HTTP on loopback as the page asks for them, one request at a time, each for
 """
 
 import argparse
-import sys
 import tempfile
 import time
 import urllib.request
@@ -15,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def latencies(url, paths):
