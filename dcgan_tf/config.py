@@ -15,6 +15,7 @@ JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras co
 LOSSES = ("bce", "hinge", "lsgan", "wgan")
 PENALTIES = ("none", "wgan-gp", "r1")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+WEIGHT_DTYPES = ("float32", "float16")  # how an export may store the generator's weights (dcgan_tf.export)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,19 +7,28 @@ no dcgan_tf to run, the Keras generator (generator.keras) and the training confi
 A conditional model's signatures also take `attributes` float32, one value per attribute
 (1 present, 0 absent): [batch, count] beside z, or [count] for all `num` faces of `sample`;
 signature `attribute_names` () -> names string [count] says which, in order.
+
+With weights="float16" both forms store the weights in half precision (half the size) and
+compute in float32: the SavedModel casts its float16 variables on each call, and
+load_generator turns a float16 generator.keras back into a float32 model. The export
+refuses to be written if its images differ from the float32 generator's by more than
+MAX_MEAN_DIFFERENCE on average.
 """
 
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from . import latent
-from .config import CONFIG_FILE, Config
+from .config import CONFIG_FILE, WEIGHT_DTYPES, Config
 from .files import written_atomically
 
 GENERATOR_FILE = "generator.keras"
 DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
+MAX_MEAN_DIFFERENCE = 1.0  # pixel levels of 255, averaged over CHECK_FACES faces
+CHECK_FACES = 256
 
 
 def check_replaceable(out_dir):
@@ -29,12 +38,17 @@ def check_replaceable(out_dir):
         raise ValueError(f"{out_dir} exists and is not an exported model; choose another export directory")
 
 
-def export_generator(generator, cfg, out_dir):
-    """Write the SavedModel, generator.keras and config.json; replaces out_dir only once complete."""
+def export_generator(generator, cfg, out_dir, weights="float32"):
+    """Write the SavedModel, generator.keras and config.json, their weights stored as
+    `weights` (WEIGHT_DTYPES); replaces out_dir only once complete and checked."""
+    if weights not in WEIGHT_DTYPES:
+        raise ValueError(f"export weights must be one of {', '.join(WEIGHT_DTYPES)}, not {weights!r}")
     out_dir = Path(out_dir)
     check_replaceable(out_dir)
+    generator = _with_keras_layers(generator, cfg)
     with written_atomically(out_dir) as (partial,):
-        _write_export(_with_keras_layers(generator, cfg), cfg, partial)
+        _write_export(generator, cfg, partial, weights)
+        _check_export_matches(generator, cfg, partial)
     return out_dir
 
 
@@ -47,14 +61,43 @@ def _with_keras_layers(generator, cfg):
     return plain
 
 
-def _write_export(generator, cfg, directory):
+def _recast(model, dtype):
+    """A copy of a Keras model whose layers hold (and compute in) `dtype`, same weights."""
+    def with_dtype(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype})
+    copy = keras.models.clone_model(model, clone_function=with_dtype)
+    copy.set_weights([w.astype(dtype) for w in model.get_weights()])
+    return copy
+
+
+def _on_half_weights(generator, archive):
+    """The generator run in float32 on float16 copies of its weights, which the archive
+    stores instead of the float32 ones (the returned function captures only the copies)."""
+    half = lambda variables: [tf.Variable(tf.cast(v, tf.float16), trainable=False) for v in variables]
+    store = tf.Module()
+    store.trainable, store.non_trainable = half(generator.trainable_variables), half(generator.non_trainable_variables)
+    archive.track(store)
+
+    def run(inputs):
+        full = lambda variables: [tf.cast(v, tf.float32) for v in variables]
+        images, _ = generator.stateless_call(full(store.trainable), full(store.non_trainable), inputs, training=False)
+        return images
+    return run
+
+
+def _write_export(generator, cfg, directory, weights):
     # No archive.track(generator): the endpoints' variables are tracked anyway, and tracking
     # the model too stored every weight twice (23.7 MB for dcgan32's 11.9 MB).
     archive = keras.export.ExportArchive()
     count = len(cfg.condition)
+    if weights == "float16":
+        run = _on_half_weights(generator, archive)
+    else:
+        def run(inputs):
+            return generator(inputs, training=False)
 
     def images_from_z(z, *attributes):  # attributes: none, or [batch, count] for a conditional generator
-        return {"images": latent.to_uint8(generator([z, *attributes] if attributes else z, training=False))}
+        return {"images": latent.to_uint8(run([z, *attributes] if attributes else z))}
 
     def sample(num, seed, *attributes):  # attributes: none, or [count] for all num faces
         return images_from_z(latent.sample(num, cfg.latent_dim, seed),
@@ -70,16 +113,33 @@ def _write_export(generator, cfg, directory):
     if count:
         archive.add_endpoint("attribute_names", lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
     archive.write_out(str(directory), verbose=False)
-    generator.save(directory / GENERATOR_FILE)
+    (_recast(generator, weights) if weights != "float32" else generator).save(directory / GENERATOR_FILE)
     cfg.save(directory)
 
 
-def export_run(path, out_dir):
+def _check_export_matches(generator, cfg, directory):
+    """Both saved forms must make the generator's images (to MAX_MEAN_DIFFERENCE)."""
+    z = latent.sample(CHECK_FACES, cfg.latent_dim, seed=0)
+    attributes = tf.zeros([CHECK_FACES, len(cfg.condition)])
+    inputs = [z, attributes] if cfg.condition else z
+    signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
+    reloaded, _ = load_generator(directory)
+    expected = latent.to_uint8(generator(inputs, training=False)).numpy().astype(np.float32)
+    for form, images in (("SavedModel", signature(**({"z": z, "attributes": attributes} if cfg.condition
+                                                       else {"z": z}))["images"]),
+                         (GENERATOR_FILE, latent.to_uint8(reloaded(inputs, training=False)))):
+        difference = np.abs(images.numpy() - expected).mean()
+        if difference > MAX_MEAN_DIFFERENCE:
+            raise ValueError(f"the exported {form} makes images {difference:.2f} levels of 255 from the "
+                             f"generator's on average (at most {MAX_MEAN_DIFFERENCE}); export float32 weights")
+
+
+def export_run(path, out_dir, weights="float32"):
     """Export the generator of a run directory or checkpoint (see load_generator) to out_dir."""
     generator, cfg = load_generator(path)
     if cfg is None:
         raise ValueError(f"{path}: no config.json beside the model, cannot export it")
-    return export_generator(generator, cfg, out_dir)
+    return export_generator(generator, cfg, out_dir, weights)
 
 
 def _run_and_checkpoint(path):
@@ -124,6 +184,8 @@ def load_generator(path):
                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
         generator = model.generator if isinstance(model, DCGAN) else model
         _check_is_generator(generator, keras_file)
+        if any(w.dtype != "float32" for w in generator.weights):  # stored in half precision: compute in float32
+            generator = _recast(generator, "float32")
         config_file = keras_file.parent / CONFIG_FILE
         cfg = Config.load(config_file) if config_file.exists() else None
         return generator, cfg

@@ -119,8 +119,10 @@ def best_fid(run_dir):
     return json.loads(path.read_text())["fid"] if path.is_file() else math.inf
 
 
-def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", log=print, extra_callbacks=()):
-    """Train (or resume) a run; export the generator to export_dir at the end if given.
+def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", log=print, extra_callbacks=(),
+          export_weights="float32"):
+    """Train (or resume) a run; export the generator to export_dir at the end if given,
+    its weights stored as export_weights (see dcgan_tf.export).
 
     extra_callbacks are Keras callbacks added to the run's own. Under a multi-worker
     strategy only the chief writes run_dir and exports (see dcgan_tf.distribute).
@@ -157,7 +159,7 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     history, cfg = _fit(gan, dataset, images, labels, evaluation_set, cfg, out_dir, checkpoint, resume, initial_epoch,
                         verbose, log, extra_callbacks)
     if export_dir is not None and chief:
-        path = export_generator(gan.sampling_generator, cfg, export_dir)
+        path = export_generator(gan.sampling_generator, cfg, export_dir, export_weights)
         log(f"exported the generator to {path}")
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -341,6 +341,36 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     assert np.abs(FaceGenerator.load(earlier)(z).astype(int) - expected).max() <= 1
 
 
+def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tmp_path):
+    from dcgan_tf.export import load_generator
+    from dcgan_tf.savedmodel import check_ops
+    path, generator, cfg = exported
+    half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
+    data = "variables/variables.data-00000-of-00001"
+    assert (half / data).stat().st_size < 0.6 * (path / data).stat().st_size
+    stored = tf.train.load_checkpoint(str(half / "variables/variables")).get_variable_to_dtype_map()
+    assert {dtype for name, dtype in stored.items() if "VARIABLE_VALUE" in name} == {tf.float16}
+    assert {w.dtype for w in keras.saving.load_model(half / "generator.keras").weights} == {"float16"}
+    z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
+    expected = latent.to_uint8(generator(z, training=False)).numpy().astype(int)
+    keras_generator, _ = load_generator(half)
+    assert {w.dtype for w in keras_generator.weights} == {"float32"}  # computes in full precision
+    savedmodel = tf.saved_model.load(str(half)).signatures["serving_default"]
+    for images in (latent.to_uint8(keras_generator(z, training=False)), savedmodel(z=tf.constant(z))["images"],
+                   FaceGenerator.load(half)(z)):
+        assert np.abs(np.asarray(images).astype(int) - expected).mean() <= 1
+    check_ops(half)
+
+
+def test_an_export_that_does_not_make_the_generators_faces_is_not_written(exported, tmp_path, monkeypatch):
+    from dcgan_tf import export
+    _, generator, cfg = exported
+    monkeypatch.setattr(export, "MAX_MEAN_DIFFERENCE", -1.0)  # no export can pass: the check must refuse it
+    with pytest.raises(ValueError, match="levels of 255 from the generator's"):
+        export_generator(generator, cfg, tmp_path / "half", weights="float16")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- untrusted SavedModels (issue 15, item 4) ----------------------------------------------
 
 @pytest.fixture(scope="module")
