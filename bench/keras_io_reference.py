@@ -64,4 +64,7 @@ def build_reference(cfg):
     gan = KerasIoGAN(build_discriminator(cfg), build_generator(cfg), cfg.latent_dim)
     gan.compile(d_optimizer=keras.optimizers.Adam(1e-4), g_optimizer=keras.optimizers.Adam(1e-4),
                 loss_fn=keras.losses.BinaryCrossentropy(from_logits=True))
+    # Built now, not at the first step, so that a checkpoint restores into them (time_to_quality.py).
+    gan.d_optimizer.build(gan.discriminator.trainable_variables)
+    gan.g_optimizer.build(gan.generator.trainable_variables)
     return gan

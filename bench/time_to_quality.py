@@ -9,7 +9,9 @@ it is: float32, Adam 1e-4, a fresh z for G, noisy labels, no EMA. Ours is train.
 keras64 with the flags given (--ours, e.g. "--mixed-precision mixed_bfloat16 --lr 1e-4
 --d-lr 4e-4"). Reported: each contender's FID/KID per budget, the real-vs-real floor, and
 the ratio of the reference's total time to the time ours needs to reach the reference's
-final FID (linear in log-time between budgets). Writes results.json in --out.
+final FID (linear in log-time between budgets). Writes results.json in --out after every
+budget, with both contenders' checkpoints: run again with the same --out and flags to go on
+where it stopped (the whole table takes longer than a working session on a small CPU).
 """
 
 import json
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from dcgan_tf import evaluate
 from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
@@ -47,13 +50,23 @@ class StopAfter(keras.callbacks.Callback):
 
 
 class Contender:
-    def __init__(self, name, gan, generator, dataset):
-        self.name, self.gan, self.generator, self.dataset, self.spent = name, gan, generator, dataset, 0.0
+    """One GAN trained in wall-clock slices; its state and the time it has had are
+    checkpointed in `directory` after every slice and restored from there."""
+
+    def __init__(self, name, gan, generator, dataset, directory):
+        self.name, self.gan, self.generator, self.dataset = name, gan, generator, dataset
+        self.spent = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        state = tf.train.Checkpoint(gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer,
+                                    spent=self.spent)
+        self.manager = tf.train.CheckpointManager(state, str(directory), max_to_keep=1)
+        if self.manager.latest_checkpoint:
+            state.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
 
     def train_until(self, seconds):
-        stop = StopAfter(self.spent, seconds)
+        stop = StopAfter(float(self.spent.numpy()), seconds)
         self.gan.fit(self.dataset, epochs=10**6, verbose=0, callbacks=[stop])
-        self.spent = stop.spent
+        self.spent.assign(stop.spent)
+        self.manager.save()
 
     def score(self, real, n):
         return score(self.generator(), real, n)  # the same faces and scores as the What-helps table
@@ -68,6 +81,11 @@ def minutes_to_reach(target, budgets, fids):
             t0, t1, f0 = math.log(budgets[i - 1]), math.log(budgets[i]), fids[i - 1]
             return math.exp(t0 + (t1 - t0) * (f0 - target) / (f0 - fid))
     return None
+
+
+def write_results(path, summary):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
 
 
 def main():
@@ -87,27 +105,37 @@ def main():
     real = evaluate.real_features(cfg.data, args.n, cfg.image_size, progress=False, holdout=cfg.holdout, part="holdout")
     floor = evaluate.floor(real, cfg.data, cfg.image_size, "auto", cfg.holdout, progress=False)
 
+    results_file = args.out / "results.json"
+    done = json.loads(results_file.read_text())["results"] if results_file.exists() else {}
+    budgets_done = len(done.get("ours", []))
+    if args.budgets[:budgets_done] != [r["minutes"] for r in done.get("ours", [])]:
+        raise SystemExit(f"{results_file} holds other budgets; give its --budgets or another --out")
+
+    def dataset():  # a resumed table reshuffles instead of replaying the first budgets' order
+        return make_dataset(images, cfg.batch_size, seed=cfg.seed + budgets_done)
+
     keras.mixed_precision.set_global_policy("float32")
     reference = build_reference(cfg.replace(mixed_precision="float32"))
-    contenders = [Contender("keras.io reference", reference, lambda: reference.generator,
-                            make_dataset(images, cfg.batch_size, seed=cfg.seed))]
+    contenders = [Contender("keras.io reference", reference, lambda: reference.generator, dataset(),
+                            args.out / "reference")]
     ours = build_gan(cfg)  # sets cfg's precision policy for ours, after the reference was built
-    contenders.append(Contender("ours", ours, lambda: ours.sampling_generator,
-                                make_dataset(images, cfg.batch_size, seed=cfg.seed)))
-    results = {c.name: [] for c in contenders}
-    for budget in args.budgets:
+    contenders.append(Contender("ours", ours, lambda: ours.sampling_generator, dataset(), args.out / "ours"))
+    results = {c.name: done.get(c.name, []) for c in contenders}
+    for budget in args.budgets[budgets_done:]:
         for contender in contenders:  # taking turns: both see the same machine state
+            if len(results[contender.name]) > args.budgets.index(budget):
+                continue  # scored before an interruption
             contender.train_until(budget * 60)
             scores = contender.score(real, args.n)
             results[contender.name].append({"minutes": budget, "steps": int(contender.gan.g_optimizer.iterations),
                                             **scores})
+            write_results(results_file, {"floor": floor, "ours_flags": args.ours, "results": results})
             print(f"{budget:g} min  {contender.name}: FID {scores['fid']:.1f}  KID {scores['kid']:.4f}", flush=True)
     reference_fids = [r["fid"] for r in results["keras.io reference"]]
     reach = minutes_to_reach(reference_fids[-1], args.budgets, [r["fid"] for r in results["ours"]])
-    summary = {"floor": floor, "ours_flags": args.ours, "results": results, "ours_minutes_to_reference_final": reach,
-               "speedup": args.budgets[-1] / reach if reach else None}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    write_results(results_file, {"floor": floor, "ours_flags": args.ours, "results": results,
+                                 "ours_minutes_to_reference_final": reach,
+                                 "speedup": args.budgets[-1] / reach if reach else None})
     print(f"real-vs-real floor: FID {floor['fid']:.1f} (n = {floor['n']})")
     print(f"ours reaches the reference's final FID {reference_fids[-1]:.1f} after "
           + (f"{reach:.1f} min: {args.budgets[-1] / reach:.2f}x" if reach else "no budget: < 1x"))
