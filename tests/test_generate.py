@@ -371,6 +371,21 @@ def test_an_export_that_does_not_make_the_generators_faces_is_not_written(export
     assert list(tmp_path.iterdir()) == []
 
 
+SHIPPED = sorted(card.parent for card in (ROOT / "saved_models").glob("*/MODEL_CARD.md"))
+
+
+@pytest.mark.parametrize("model", SHIPPED, ids=[path.name for path in SHIPPED])
+def test_the_shipped_models_make_faces_in_both_saved_forms(model):
+    """What the README's first generate.py command reads, with nothing trained first."""
+    from dcgan_tf.config import Config
+    cfg = Config.load(model)
+    z = latent.sample(4, cfg.latent_dim, seed=1).numpy()
+    faces = FaceGenerator.load(model)(z)
+    assert faces.shape == (4, cfg.image_size, cfg.image_size, 3) and faces.dtype == np.uint8 and faces.std() > 10
+    savedmodel = tf.saved_model.load(str(model)).signatures["serving_default"]
+    assert np.abs(savedmodel(z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
+
+
 # --- untrusted SavedModels (issue 15, item 4) ----------------------------------------------
 
 @pytest.fixture(scope="module")
