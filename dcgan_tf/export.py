@@ -125,8 +125,8 @@ def _check_export_matches(generator, cfg, directory):
     signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
     reloaded, _ = load_generator(directory)
     expected = latent.to_uint8(generator(inputs, training=False)).numpy().astype(np.float32)
-    for form, images in (("SavedModel", signature(**({"z": z, "attributes": attributes} if cfg.condition
-                                                       else {"z": z}))["images"]),
+    named = {"z": z, "attributes": attributes} if cfg.condition else {"z": z}
+    for form, images in (("SavedModel", signature(**named)["images"]),
                          (GENERATOR_FILE, latent.to_uint8(reloaded(inputs, training=False)))):
         difference = np.abs(images.numpy() - expected).mean()
         if difference > MAX_MEAN_DIFFERENCE:
