@@ -121,20 +121,20 @@ def main():
     ours = build_gan(cfg)  # sets cfg's precision policy for ours, after the reference was built
     contenders.append(Contender("ours", ours, lambda: ours.sampling_generator, dataset(), args.out / "ours"))
     results = {c.name: done.get(c.name, []) for c in contenders}
-    for budget in args.budgets[budgets_done:]:
+    summary = {"floor": floor, "ours_flags": args.ours, "results": results}
+    for i, budget in enumerate(args.budgets):
         for contender in contenders:  # taking turns: both see the same machine state
-            if len(results[contender.name]) > args.budgets.index(budget):
+            if len(results[contender.name]) > i:
                 continue  # scored before an interruption
             contender.train_until(budget * 60)
             scores = contender.score(real, args.n)
             results[contender.name].append({"minutes": budget, "steps": int(contender.gan.g_optimizer.iterations),
                                             **scores})
-            write_results(results_file, {"floor": floor, "ours_flags": args.ours, "results": results})
+            write_results(results_file, summary)
             print(f"{budget:g} min  {contender.name}: FID {scores['fid']:.1f}  KID {scores['kid']:.4f}", flush=True)
     reference_fids = [r["fid"] for r in results["keras.io reference"]]
     reach = minutes_to_reach(reference_fids[-1], args.budgets, [r["fid"] for r in results["ours"]])
-    write_results(results_file, {"floor": floor, "ours_flags": args.ours, "results": results,
-                                 "ours_minutes_to_reference_final": reach,
+    write_results(results_file, {**summary, "ours_minutes_to_reference_final": reach,
                                  "speedup": args.budgets[-1] / reach if reach else None})
     print(f"real-vs-real floor: FID {floor['fid']:.1f} (n = {floor['n']})")
     print(f"ours reaches the reference's final FID {reference_fids[-1]:.1f} after "
