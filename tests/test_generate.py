@@ -386,6 +386,19 @@ def test_the_shipped_models_make_faces_in_both_saved_forms(model):
     assert np.abs(savedmodel(z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
 
 
+SHIPPED_DIRECTIONS = [model for model in SHIPPED if (model / "directions.npz").exists()]
+
+
+@pytest.mark.parametrize("model", SHIPPED_DIRECTIONS, ids=[path.name for path in SHIPPED_DIRECTIONS])
+def test_the_shipped_directions_were_fit_on_the_shipped_generator(model):
+    """A shipped model replaced without fitting its directions again would edit with another
+    model's directions: generate.py refuses that, and so must this test, before it ships."""
+    from dcgan_tf.editing import Directions
+    generator = FaceGenerator.load(model)
+    directions = Directions.of_model(model, generator)
+    assert {"Smiling", "Male", "Eyeglasses"} <= set(directions.names) and directions.probe is not None
+
+
 # --- untrusted SavedModels (issue 15, item 4) ----------------------------------------------
 
 @pytest.fixture(scope="module")
