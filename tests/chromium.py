@@ -92,9 +92,11 @@ class Chromium:
         return value
 
     def click(self, selector, fraction=0.5):
-        """A real mouse click on an element, `fraction` of the way across it."""
-        x, y = self.evaluate(f"""(() => {{ const r = document.querySelector({json.dumps(selector)})
-            .getBoundingClientRect(); return [r.left + {fraction} * r.width, r.top + r.height / 2]; }})()""")
+        """A real mouse click on an element, `fraction` of the way across it, scrolled into
+        view first as a user would (a model with many dials pushes the buttons below the fold)."""
+        x, y = self.evaluate(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
+            e.scrollIntoView({{block: "nearest"}}); const r = e.getBoundingClientRect();
+            return [r.left + {fraction} * r.width, r.top + r.height / 2]; }})()""")
         for kind in ("mousePressed", "mouseReleased"):
             self.page("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 

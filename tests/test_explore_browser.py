@@ -113,7 +113,7 @@ def test_the_page_in_a_browser(server, browser, tmp_path, pytestconfig):
     attributes = browser.evaluate("[...document.querySelectorAll('#dials input')].map(i => i.ariaLabel)")
     assert attributes == ["Smiling", "Male"] or pytestconfig.getoption("explorer_model")  # the tiny model's
     if attributes:  # a model with directions.npz: one dial each
-        dialled, strength = move(browser, f"#dials input[aria-label={attributes[0]}]", 0.9)
+        dialled, strength = move(browser, f"#dials input[aria-label=\"{attributes[0]}\"]", 0.9)
         assert float(strength) > 1 and not np.array_equal(dialled, frame)
         np.testing.assert_array_equal(dialled, api_face(
             server, f"seed=2&to=6&step={step}&steps=16&dials={attributes[0]}:{strength}"))

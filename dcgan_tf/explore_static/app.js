@@ -146,7 +146,8 @@ function makeDials(attributes, limit) {
     row.className = "control dial";
     row.innerHTML = `<label></label><input type="range" step="0.1" value="0"><output>0</output>`;
     const [label, input, output] = ["label", "input", "output"].map((tag) => row.querySelector(tag));
-    label.textContent = name;
+    label.textContent = name.replaceAll("_", " ");
+    label.title = name;
     Object.assign(input, {min: -range, max: range, value: 0});
     input.setAttribute("aria-label", name);
     input.addEventListener("input", () => {
