@@ -1,4 +1,4 @@
-"""Keras callbacks of a training run: sample grids, loss curves, evaluation, checkpoints."""
+"""Keras callbacks of a training run: sample grids, loss curves, evaluation, checkpoints, stop signals."""
 
 import csv
 import math
@@ -7,7 +7,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import conditioning, latent, plots
+from . import conditioning, latent, plots, signals
 from .images import save_grid
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -51,6 +51,14 @@ def generator_inputs(count, latent_dim, seed, attributes=None):
     if attributes is None:
         return z
     return conditioning.join_rows(z, np.resize(attributes, (count, attributes.shape[1])))
+
+
+class StopSignals(keras.callbacks.Callback):
+    """Ctrl-C or SIGTERM that library code swallowed is raised again after the step (see
+    signals.raise_if_stopped), so the run still saves and stops instead of training on."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        signals.raise_if_stopped()
 
 
 class SampleGrid(keras.callbacks.Callback):

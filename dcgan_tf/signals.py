@@ -21,6 +21,18 @@ class Stop:
     exit_code = None
 
 
+_blocks = []  # the Stop of each stop_signals() block entered and not yet left, innermost last
+
+
+def raise_if_stopped():
+    """Raise again a stop signal that came inside stop_signals() but never arrived: library
+    code can swallow it on its way (an interrupt inside an import can come wrapped in an
+    ImportError, which importers of optional modules ignore). Training calls this after every
+    step, so such a signal still saves and stops the run one step later."""
+    if _blocks and _blocks[-1].exit_code is not None:
+        raise Terminated() if _blocks[-1].exit_code == Terminated.exit_code else KeyboardInterrupt()
+
+
 @contextlib.contextmanager
 def stop_signals():
     """Within the block SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, and the
@@ -39,8 +51,10 @@ def stop_signals():
     previous = {signum: signal.signal(signum, interrupt)
                 for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL))
                 if signal.getsignal(signum) is default}
+    _blocks.append(stop)
     try:
         yield stop
     finally:
+        _blocks.remove(stop)
         for signum, handler in previous.items():
             signal.signal(signum, handler)

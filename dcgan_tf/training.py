@@ -101,7 +101,8 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, label
                                    tensorboard_dir=tensorboard_dir, attributes=labels)
     # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
     # written, so a crash between them leaves the epoch to be trained (and logged) again.
-    return RunCallbacks(guard, curves, saver, [guard, samples, *evaluation, *tensorboard, history, curves, saver])
+    return RunCallbacks(guard, curves, saver, [guard, callbacks.StopSignals(), samples, *evaluation, *tensorboard,
+                                               history, curves, saver])
 
 
 def save_best(checkpoint, run_dir, epoch, fid):

@@ -49,6 +49,25 @@ tf.train.CheckpointManager._record_state = stalled
 """
 
 
+def swallow_a_sigterm(step):
+    """SIGTERM sent to the run at <step> and swallowed by library code (an interrupt that comes
+    wrapped in an ImportError inside an import is ignored by importers of optional modules)."""
+    return f"""
+import os, signal, time
+from dcgan_tf import callbacks
+record = callbacks.LossCurves.on_train_batch_end
+def swallowing(self, batch, logs=None):
+    record(self, batch, logs)
+    if self.model.step_count() == {step}:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print("SWALLOWED", flush=True)
+callbacks.LossCurves.on_train_batch_end = swallowing
+"""
+
+
 def default_signals():
     """In the child: SIGINT and SIGTERM with their default actions, whatever the test run inherited
     (a shell's background job starts with SIGINT ignored, and Python then installs no Ctrl-C handler)."""
@@ -115,6 +134,15 @@ def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     out = resume_to(work, epoch + 1)
     assert f"at epoch {epoch + 1} of {epoch + 1}" in out
     assert checkpoint_state(run)[0] == epoch + 1
+
+
+def test_a_sigterm_that_library_code_swallows_still_saves_and_stops_the_run(work):
+    step = STEPS_PER_EPOCH + 6  # in epoch 2
+    process = start_train(work, "--data", "faces.npy", "--epochs", 50, patch=swallow_a_sigterm(step))
+    code, out, err = finish(process)
+    assert "SWALLOWED" in out and code == 143, err
+    assert "interrupted: saved" in err and f"step {step + 1})" in err, err  # one step later
+    assert checkpoint_state(work / "runs" / "r") == (1, step + 1)
 
 
 def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
