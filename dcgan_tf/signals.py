@@ -20,6 +20,10 @@ class Stop:
 
     exit_code = None
 
+    def interruption(self):
+        """The exception the signal that came raises: Terminated for SIGTERM, else KeyboardInterrupt."""
+        return Terminated() if self.exit_code == Terminated.exit_code else KeyboardInterrupt()
+
 
 _blocks = []  # the Stop of each stop_signals() block entered and not yet left, innermost last
 
@@ -30,7 +34,7 @@ def raise_if_stopped():
     ImportError, which importers of optional modules ignore). Training calls this after every
     step, so such a signal still saves and stops the run one step later."""
     if _blocks and _blocks[-1].exit_code is not None:
-        raise Terminated() if _blocks[-1].exit_code == Terminated.exit_code else KeyboardInterrupt()
+        raise _blocks[-1].interruption()
 
 
 @contextlib.contextmanager
@@ -45,8 +49,7 @@ def stop_signals():
         stop.exit_code = 128 + signum
         if signum == signal.SIGTERM:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            raise Terminated()
-        raise KeyboardInterrupt()
+        raise stop.interruption()
 
     previous = {signum: signal.signal(signum, interrupt)
                 for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL))
