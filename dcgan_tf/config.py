@@ -76,7 +76,7 @@ class Config:
     crop: str = "auto"
     limit: int = 0  # 0 means all images
     # The last `holdout` images by file name (array order for arrays) are never trained on:
-    # evaluation scores against them (dcgan_tf.split).
+    # evaluation scores against them (dcgan_tf.data.split_part).
     holdout: int = 0
     strict: bool = False  # an unreadable image is an error instead of being skipped and reported
     # Conditional generation (dcgan_tf.conditioning): the attributes G and D are conditioned on, e.g.
