@@ -54,11 +54,13 @@ def export_generator(generator, cfg, out_dir, weights="float32"):
 
 def _with_keras_layers(generator, cfg):
     """The generator rebuilt from Keras' own layers (no fused BatchNorm) with the same
-    weights, so generator.keras loads in Keras without dcgan_tf."""
+    weights, so generator.keras loads in Keras without dcgan_tf; it computes in float32
+    whatever mixed-precision policy it was trained under (which is still global when
+    train.py exports at the end of a run), so the model makes the same faces everywhere."""
     from .models import build_generator
     plain = build_generator(cfg, fused_batchnorm=False)
     plain.set_weights(generator.get_weights())
-    return plain
+    return _recast(plain, "float32")
 
 
 def _recast(model, dtype):

@@ -362,6 +362,21 @@ def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tm
     check_ops(half)
 
 
+def test_a_generator_trained_in_bfloat16_is_exported_computing_in_float32(exported, tmp_path):
+    """train.py --export-dir exports while the run's mixed policy is still global: the export must
+    not inherit it, or every user of the model would compute in bfloat16."""
+    _, generator, cfg = exported
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        path = export_generator(generator, cfg.replace(mixed_precision="mixed_bfloat16"), tmp_path / "bf16")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reloaded = keras.saving.load_model(path / "generator.keras")
+    assert {layer.dtype_policy.name for layer in reloaded.layers} == {"float32"}
+    z = latent.sample(16, cfg.latent_dim, seed=3)
+    assert np.allclose(reloaded(z, training=False), generator(z, training=False), atol=1e-5)
+
+
 def test_an_export_that_does_not_make_the_generators_faces_is_not_written(exported, tmp_path, monkeypatch):
     from dcgan_tf import export
     _, generator, cfg = exported
