@@ -59,16 +59,13 @@ def _timed(fn):
 
 
 def measure(preset_name, batch_size, steps, warmup, **ours_config):
-    import keras
-
     from dcgan_tf.config import preset
     from dcgan_tf.gan import build_gan
     from keras_io_reference import build_reference
 
     cfg = preset(preset_name, batch_size=batch_size)
-    ours = build_gan(cfg.replace(**ours_config))  # sets the global precision policy
-    keras.mixed_precision.set_global_policy("float32")  # the reference is always float32
-    reference = build_reference(cfg)
+    ours = build_gan(cfg.replace(**ours_config))
+    reference = build_reference(cfg)  # always float32: build_gan keeps its policy to ours
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
     times = {"ours": [], "reference": []}
     for step in range(warmup + steps):

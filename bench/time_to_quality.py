@@ -114,11 +114,10 @@ def main():
     def dataset():  # a resumed table reshuffles instead of replaying the first budgets' order
         return make_dataset(images, cfg.batch_size, seed=cfg.seed + budgets_done)
 
-    keras.mixed_precision.set_global_policy("float32")
     reference = build_reference(cfg.replace(mixed_precision="float32"))
     contenders = [Contender("keras.io reference", reference, lambda: reference.generator, dataset(),
                             args.out / "reference")]
-    ours = build_gan(cfg)  # sets cfg's precision policy for ours, after the reference was built
+    ours = build_gan(cfg)
     contenders.append(Contender("ours", ours, lambda: ours.sampling_generator, dataset(), args.out / "ours"))
     results = {c.name: done.get(c.name, []) for c in contenders}
     summary = {"floor": floor, "ours_flags": args.ours, "results": results}

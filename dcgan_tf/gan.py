@@ -26,7 +26,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from . import augment, ema, latent, losses, penalties
+from . import augment, ema, latent, losses, penalties, precision
 from .config import JIT_MODES, Config
 from .distribute import replica_rows
 from .models import build_discriminator, build_generator
@@ -98,7 +98,7 @@ class DCGAN(keras.Model):
     def compile(self, d_optimizer, g_optimizer, loss_fn="bce", label_smoothing=0.0, reuse_fake=True,
                 diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):
         super().compile(optimizer=None, **kwargs)
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
+        if self.generator.dtype_policy.name == "mixed_float16":
             d_optimizer, g_optimizer = (
                 opt if isinstance(opt, keras.optimizers.LossScaleOptimizer) else keras.optimizers.LossScaleOptimizer(opt)
                 for opt in (d_optimizer, g_optimizer))
@@ -256,10 +256,9 @@ def adam(lr, cfg):
 
 def build_gan(cfg: Config, strategy=None):
     """Create, compile and build the GAN and both optimizers, inside `strategy.scope()`."""
-    keras.mixed_precision.set_global_policy(cfg.mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()
     fused = cfg.fused_batchnorm and strategy.num_replicas_in_sync == 1  # the fused kernel cannot sync replicas
-    with strategy.scope():
+    with strategy.scope(), precision.policy(cfg.mixed_precision):
         gan = DCGAN(build_generator(cfg, fused_batchnorm=fused), build_discriminator(cfg, fused_batchnorm=fused),
                     seed=cfg.seed, ema_decay=cfg.ema)
         gan.build()

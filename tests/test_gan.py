@@ -121,6 +121,15 @@ def test_mixed_precision_updates_match_float32_with_sgd(policy, tolerance):
     assert np.linalg.norm(mixed - reference) < tolerance * np.linalg.norm(reference)
 
 
+def test_a_mixed_precision_gan_leaves_models_built_after_it_in_float32():
+    """The run's policy is for G and D: the FID network that --eval-every builds mid-run must
+    not compute in bfloat16 because the run does."""
+    gan = build_gan(preset("tiny", mixed_precision="mixed_bfloat16"))
+    assert gan.generator.layers[0].compute_dtype == "bfloat16"  # the output activation stays float32
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert keras.layers.Conv2D(1, 3).compute_dtype == "float32"
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_first_steps_match_float32(policy):
     cfg = preset("tiny", d_dropout=0.0)
