@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import latent
+from . import latent, precision
 from .config import CONFIG_FILE, WEIGHT_DTYPES, Config
 from .files import written_atomically
 
@@ -55,12 +55,12 @@ def export_generator(generator, cfg, out_dir, weights="float32"):
 def _with_keras_layers(generator, cfg):
     """The generator rebuilt from Keras' own layers (no fused BatchNorm) with the same
     weights, so generator.keras loads in Keras without dcgan_tf; it computes in float32
-    whatever mixed-precision policy it was trained under (which is still global when
-    train.py exports at the end of a run), so the model makes the same faces everywhere."""
+    whatever the generator was trained or built in, so the model makes the same faces everywhere."""
     from .models import build_generator
-    plain = build_generator(cfg, fused_batchnorm=False)
+    with precision.policy("float32"):
+        plain = build_generator(cfg, fused_batchnorm=False)
     plain.set_weights(generator.get_weights())
-    return _recast(plain, "float32")
+    return plain
 
 
 def _recast(model, dtype):

@@ -362,9 +362,9 @@ def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tm
     check_ops(half)
 
 
-def test_a_generator_trained_in_bfloat16_is_exported_computing_in_float32(exported, tmp_path):
-    """train.py --export-dir exports while the run's mixed policy is still global: the export must
-    not inherit it, or every user of the model would compute in bfloat16."""
+def test_an_export_computes_in_float32_whatever_the_global_policy(exported, tmp_path):
+    """An export made while a mixed policy is global (set by the caller's own code) must not
+    inherit it, or every user of the model would compute in bfloat16."""
     _, generator, cfg = exported
     try:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
