@@ -114,7 +114,7 @@ def main():
     def dataset():  # a resumed table reshuffles instead of replaying the first budgets' order
         return make_dataset(images, cfg.batch_size, seed=cfg.seed + budgets_done)
 
-    reference = build_reference(cfg.replace(mixed_precision="float32"))
+    reference = build_reference(cfg)  # always float32: build_gan keeps cfg's precision to ours
     contenders = [Contender("keras.io reference", reference, lambda: reference.generator, dataset(),
                             args.out / "reference")]
     ours = build_gan(cfg)

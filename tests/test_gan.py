@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_tf import losses
+from dcgan_tf import losses, precision
 from dcgan_tf.config import preset
 from dcgan_tf.gan import DCGAN, build_gan
 
@@ -102,20 +102,17 @@ def test_mixed_precision_updates_match_float32_with_sgd(policy, tolerance):
     cfg = preset("tiny", d_dropout=0.0, ema=0.0)
     batch = next(iter(real_batches(cfg)))
     updates = {}
-    try:
-        for name in ("float32", policy):
-            keras.mixed_precision.set_global_policy(name)
+    for name in ("float32", policy):
+        with precision.policy(name):
             gan = DCGAN(build_generator(cfg), build_discriminator(cfg), seed=cfg.seed)
             gan.build()
             gan.compile(d_optimizer=keras.optimizers.SGD(0.1), g_optimizer=keras.optimizers.SGD(0.1))
-            variables = [*gan.generator.trainable_variables, *gan.discriminator.trainable_variables]
-            before = [v.numpy().copy() for v in variables]
-            gan.train_step(batch)
-            updates[name] = np.concatenate([(v.numpy() - b).ravel() for v, b in zip(variables, before)])
-        if policy == "mixed_float16":
-            assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+        variables = [*gan.generator.trainable_variables, *gan.discriminator.trainable_variables]
+        before = [v.numpy().copy() for v in variables]
+        gan.train_step(batch)
+        updates[name] = np.concatenate([(v.numpy() - b).ravel() for v, b in zip(variables, before)])
+    if policy == "mixed_float16":
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
     reference, mixed = updates["float32"], updates[policy]
     assert np.linalg.norm(reference) > 0
     assert np.linalg.norm(mixed - reference) < tolerance * np.linalg.norm(reference)
@@ -134,16 +131,13 @@ def test_a_mixed_precision_gan_leaves_models_built_after_it_in_float32():
 def test_mixed_precision_first_steps_match_float32(policy):
     cfg = preset("tiny", d_dropout=0.0)
     batch = next(iter(real_batches(cfg)))
-    try:
-        runs = {}
-        for name in ("float32", policy):
-            gan = build_gan(cfg.replace(mixed_precision=name))
-            runs[name] = [gan.train_on_batch(batch, return_dict=True) for _ in range(3)]
-        if policy == "mixed_float16":
-            assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
-        assert gan.generator.layers[0].compute_dtype == policy.removeprefix("mixed_")
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    runs = {}
+    for name in ("float32", policy):
+        gan = build_gan(cfg.replace(mixed_precision=name))
+        runs[name] = [gan.train_on_batch(batch, return_dict=True) for _ in range(3)]
+    if policy == "mixed_float16":
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert gan.generator.layers[0].compute_dtype == policy.removeprefix("mixed_")
     for reference, mixed in zip(runs["float32"], runs[policy]):
         for key in ("d_loss", "g_loss"):
             assert math.isfinite(mixed[key]) and mixed[key] == pytest.approx(reference[key], abs=0.03)

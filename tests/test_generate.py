@@ -14,7 +14,7 @@ from PIL import Image
 
 import generate
 from conftest import ROOT, random_images
-from dcgan_tf import latent
+from dcgan_tf import latent, precision
 from dcgan_tf.config import preset
 from dcgan_tf.export import export_generator
 from dcgan_tf.gan import build_gan
@@ -366,11 +366,8 @@ def test_an_export_computes_in_float32_whatever_the_global_policy(exported, tmp_
     """An export made while a mixed policy is global (set by the caller's own code) must not
     inherit it, or every user of the model would compute in bfloat16."""
     _, generator, cfg = exported
-    try:
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    with precision.policy("mixed_bfloat16"):
         path = export_generator(generator, cfg.replace(mixed_precision="mixed_bfloat16"), tmp_path / "bf16")
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
     reloaded = keras.saving.load_model(path / "generator.keras")
     assert {layer.dtype_policy.name for layer in reloaded.layers} == {"float32"}
     z = latent.sample(16, cfg.latent_dim, seed=3)

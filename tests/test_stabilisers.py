@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import keras
 
-from dcgan_tf import augment, latent, losses, penalties
+from dcgan_tf import augment, latent, losses, penalties, precision
 from dcgan_tf.config import preset
 from dcgan_tf.gan import build_gan
 from dcgan_tf.models import build_discriminator
@@ -195,10 +195,7 @@ def test_tensorboard_events_hold_the_losses_learning_rates_and_a_sample_grid(tmp
 
 
 def test_spectral_norm_keeps_the_logit_float32_under_mixed_float16():
-    try:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    with precision.policy("mixed_float16"):
         discriminator = build_discriminator(preset("tiny", spectral_norm=True, mixed_precision="mixed_float16"))
-        logits = discriminator(tf.zeros([2, 16, 16, 3]), training=True)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    logits = discriminator(tf.zeros([2, 16, 16, 3]), training=True)
     assert logits.dtype == tf.float32
