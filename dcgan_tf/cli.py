@@ -12,7 +12,8 @@ HELP = {
     "limit": "train on the first N images only (0: all)",
     "conv_dim": "width multiplier of both networks",
     "label_smoothing": "one-sided: real targets become 1 - value",
-    "mixed_precision": "float32, mixed_float16 or mixed_bfloat16",
+    "mixed_precision": ("float32 (default), mixed_float16 or mixed_bfloat16; bfloat16 steps are faster on CPUs "
+                        "that compute it, but its faces were worse for the same steps (README: Performance)"),
     "strategy": "tf.distribute: auto (mirrored on >1 GPU), default, mirrored, multiworker (TF_CONFIG) or tpu",
     "on_nan": "on a NaN/Inf loss: rollback (to the last checkpoint, halving the learning rates once) or stop",
     "strict": "true: an unreadable image is an error instead of being skipped",
