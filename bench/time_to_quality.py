@@ -3,19 +3,23 @@ trained for the same wall-clock budgets on the same faces and machine, taking tu
 scored with the same held-out FID/KID protocol at every budget.
 
   python bench/time_to_quality.py --data celeba_10k.zip --budgets 15 30 60 120
+  python bench/time_to_quality.py --data celeba_10k.zip --ours "" --ours "--mixed-precision mixed_bfloat16"
 
 Budgets are minutes of training (scoring is not counted). The reference is the example as
 it is: float32, Adam 1e-4, a fresh z for G, noisy labels, no EMA. Ours is train.py's
-keras64 with the flags given (--ours, e.g. "--mixed-precision mixed_bfloat16 --lr 1e-4
---d-lr 4e-4"). Reported: each contender's FID/KID per budget, the real-vs-real floor, and
-the ratio of the reference's total time to the time ours needs to reach the reference's
-final FID (linear in log-time between budgets). Writes results.json in --out after every
-budget, with both contenders' checkpoints: run again with the same --out and flags to go on
-where it stopped (the whole table takes longer than a working session on a small CPU).
+keras64 with the flags given to --ours (default: none, train.py's defaults); repeat --ours
+to race several of ours against the same reference, e.g. float32 against bfloat16, whose
+steps are faster and worse. Reported: each contender's FID/KID per budget, the real-vs-real
+floor, and for each of ours the ratio of the reference's total time to the time it needs to
+reach the reference's final FID (linear in log-time between budgets). Writes results.json
+in --out after every budget, with every contender's checkpoints: run again with the same
+--out and flags to go on where it stopped (the whole table takes longer than a working
+session on a small CPU).
 """
 
 import json
 import math
+import re
 import shlex
 import time
 from pathlib import Path
@@ -72,6 +76,17 @@ class Contender:
         return score(self.generator(), real, n)  # the same faces and scores as the What-helps table
 
 
+def our_contender(flags, base, dataset, out):
+    """Ours with train.py `flags` over keras64; named, and checkpointed in a folder, by its flags."""
+    parser = ArgumentParser()
+    add_config_flags(parser)
+    overrides = config_overrides(parser.parse_args(shlex.split(flags)))
+    gan = build_gan(preset(base.preset, data=base.data, holdout=base.holdout, **overrides))
+    slug = re.sub(r"[^\w.]+", "_", flags).strip("_")
+    name = f"ours ({flags})" if flags else "ours"
+    return Contender(name, gan, lambda: gan.sampling_generator, dataset, out / ("ours_" + slug if slug else "ours"))
+
+
 def minutes_to_reach(target, budgets, fids):
     """Minutes until the FID curve first reaches target, linear in log-time between budgets; None if never."""
     for i, fid in enumerate(fids):
@@ -94,35 +109,31 @@ def main():
     parser.add_argument("--budgets", type=float, nargs="+", default=[15, 30, 60, 120], help="minutes")
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--holdout", type=int, default=1000)
-    parser.add_argument("--ours", default="--mixed-precision mixed_bfloat16", help="train.py flags of ours")
+    parser.add_argument("--ours", action="append", help='train.py flags of one of ours (repeatable; default: "")')
     parser.add_argument("--out", type=Path, default=Path("runs/time_to_quality"))
     args = parser.parse_args()
-    flags = ArgumentParser()
-    add_config_flags(flags)
-    cfg = preset("keras64", data=args.data, holdout=args.holdout,
-                 **config_overrides(flags.parse_args(shlex.split(args.ours))))
+    cfg = preset("keras64", data=args.data, holdout=args.holdout)
     images, _ = load_images(cfg.data, cfg.image_size, holdout=cfg.holdout, part="train")
     real = evaluate.real_features(cfg.data, args.n, cfg.image_size, progress=False, holdout=cfg.holdout, part="holdout")
     floor = evaluate.floor(real, cfg.data, cfg.image_size, "auto", cfg.holdout, progress=False)
 
     results_file = args.out / "results.json"
     done = json.loads(results_file.read_text())["results"] if results_file.exists() else {}
-    budgets_done = len(done.get("ours", []))
-    if args.budgets[:budgets_done] != [r["minutes"] for r in done.get("ours", [])]:
+    budgets_done = len(done.get("keras.io reference", []))
+    if args.budgets[:budgets_done] != [r["minutes"] for r in done.get("keras.io reference", [])]:
         raise SystemExit(f"{results_file} holds other budgets; give its --budgets or another --out")
 
     def dataset():  # a resumed table reshuffles instead of replaying the first budgets' order
         return make_dataset(images, cfg.batch_size, seed=cfg.seed + budgets_done)
 
-    reference = build_reference(cfg)  # always float32: build_gan keeps cfg's precision to ours
+    reference = build_reference(cfg)  # always float32: build_gan keeps each config's precision to its GAN
     contenders = [Contender("keras.io reference", reference, lambda: reference.generator, dataset(),
                             args.out / "reference")]
-    ours = build_gan(cfg)
-    contenders.append(Contender("ours", ours, lambda: ours.sampling_generator, dataset(), args.out / "ours"))
+    contenders += [our_contender(flags, cfg, dataset(), args.out) for flags in args.ours or [""]]
     results = {c.name: done.get(c.name, []) for c in contenders}
-    summary = {"floor": floor, "ours_flags": args.ours, "results": results}
+    summary = {"floor": floor, "results": results}
     for i, budget in enumerate(args.budgets):
-        for contender in contenders:  # taking turns: both see the same machine state
+        for contender in contenders:  # taking turns: all see the same machine state
             if len(results[contender.name]) > i:
                 continue  # scored before an interruption
             contender.train_until(budget * 60)
@@ -131,13 +142,15 @@ def main():
                                             **scores})
             write_results(results_file, summary)
             print(f"{budget:g} min  {contender.name}: FID {scores['fid']:.1f}  KID {scores['kid']:.4f}", flush=True)
-    reference_fids = [r["fid"] for r in results["keras.io reference"]]
-    reach = minutes_to_reach(reference_fids[-1], args.budgets, [r["fid"] for r in results["ours"]])
-    write_results(results_file, {**summary, "ours_minutes_to_reference_final": reach,
-                                 "speedup": args.budgets[-1] / reach if reach else None})
+    target = results["keras.io reference"][-1]["fid"]
     print(f"real-vs-real floor: FID {floor['fid']:.1f} (n = {floor['n']})")
-    print(f"ours reaches the reference's final FID {reference_fids[-1]:.1f} after "
-          + (f"{reach:.1f} min: {args.budgets[-1] / reach:.2f}x" if reach else "no budget: < 1x"))
+    summary["minutes_to_reference_final"] = {}
+    for contender in contenders[1:]:
+        reach = minutes_to_reach(target, args.budgets, [r["fid"] for r in results[contender.name]])
+        summary["minutes_to_reference_final"][contender.name] = reach
+        print(f"{contender.name} reaches the reference's final FID {target:.1f} after "
+              + (f"{reach:.1f} min: {args.budgets[-1] / reach:.2f}x" if reach else "no budget: < 1x"))
+    write_results(results_file, summary)
 
 
 if __name__ == "__main__":
