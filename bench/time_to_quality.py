@@ -36,6 +36,8 @@ from dcgan_tf.gan import build_gan
 from experiments import score
 from keras_io_reference import build_reference
 
+REFERENCE = "keras.io reference"  # its name in results.json; its scores mark the budgets done
+
 
 class StopAfter(keras.callbacks.Callback):
     """Stops fit once `seconds` of training have passed in this and earlier calls."""
@@ -119,15 +121,16 @@ def main():
 
     results_file = args.out / "results.json"
     done = json.loads(results_file.read_text())["results"] if results_file.exists() else {}
-    budgets_done = len(done.get("keras.io reference", []))
-    if args.budgets[:budgets_done] != [r["minutes"] for r in done.get("keras.io reference", [])]:
+    minutes_done = [r["minutes"] for r in done.get(REFERENCE, [])]
+    budgets_done = len(minutes_done)
+    if args.budgets[:budgets_done] != minutes_done:
         raise SystemExit(f"{results_file} holds other budgets; give its --budgets or another --out")
 
     def dataset():  # a resumed table reshuffles instead of replaying the first budgets' order
         return make_dataset(images, cfg.batch_size, seed=cfg.seed + budgets_done)
 
     reference = build_reference(cfg)  # always float32: build_gan keeps each config's precision to its GAN
-    contenders = [Contender("keras.io reference", reference, lambda: reference.generator, dataset(),
+    contenders = [Contender(REFERENCE, reference, lambda: reference.generator, dataset(),
                             args.out / "reference")]
     contenders += [our_contender(flags, cfg, dataset(), args.out) for flags in args.ours or [""]]
     results = {c.name: done.get(c.name, []) for c in contenders}
@@ -142,7 +145,7 @@ def main():
                                             **scores})
             write_results(results_file, summary)
             print(f"{budget:g} min  {contender.name}: FID {scores['fid']:.1f}  KID {scores['kid']:.4f}", flush=True)
-    target = results["keras.io reference"][-1]["fid"]
+    target = results[REFERENCE][-1]["fid"]
     print(f"real-vs-real floor: FID {floor['fid']:.1f} (n = {floor['n']})")
     summary["minutes_to_reference_final"] = {}
     for contender in contenders[1:]:
