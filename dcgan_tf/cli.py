@@ -12,6 +12,7 @@ HELP = {
     "limit": "train on the first N images only (0: all)",
     "conv_dim": "width multiplier of both networks",
     "label_smoothing": "one-sided: real targets become 1 - value",
+    "d_lr": "D's Adam learning rate (0, the default: the same as --lr)",
     "mixed_precision": ("float32 (default), mixed_float16 or mixed_bfloat16; bfloat16 steps are faster on CPUs "
                         "that compute it, but its faces were worse for the same steps (README: Performance)"),
     "strategy": "tf.distribute: auto (mirrored on >1 GPU), default, mirrored, multiworker (TF_CONFIG) or tpu",
