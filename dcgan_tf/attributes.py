@@ -84,7 +84,8 @@ def directions_command(args):
     if not args.measure:
         return
     names = args.only.split(",") if args.only else list(directions.names)
-    response = edit_response(generator, classifier, directions, names, STRENGTHS, args.measure, args.seed + 1)
+    response = edit_response(generator, classifier, directions, names, STRENGTHS, args.measure, args.seed + 1,
+                             progress=True)
     print(f"classifier scores along each direction ({args.measure} faces per strength):")
     print(response_table(names, STRENGTHS, response, list(classifier.names)))
     if args.report:

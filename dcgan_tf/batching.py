@@ -1,9 +1,9 @@
 """Walking an array (images or latent vectors) in batches, with an optional progress bar."""
 
 
-def progress_bar(total):
+def progress_bar(total, unit_name="image"):
     import keras
-    return keras.utils.Progbar(total, unit_name="image")
+    return keras.utils.Progbar(total, unit_name=unit_name)
 
 
 def in_batches(array, batch_size, progress=False):

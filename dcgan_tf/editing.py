@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import latent
+from .batching import progress_bar
 from .export import DIRECTIONS_FILE, model_dir
 from .files import written_atomically
 from .labels import attribute_indices
@@ -163,15 +164,19 @@ def edit_points(z, direction, strengths):
     return moved.reshape(-1, z.shape[1])
 
 
-def edit_response(generator, classifier, directions, names, strengths, n=200, seed=1, batch_size=256):
+def edit_response(generator, classifier, directions, names, strengths, n=200, seed=1, batch_size=256,
+                  progress=False):
     """Mean classifier probability of every attribute as faces move along each direction:
     float [len(names), len(strengths), classifier attributes]."""
     z = latent.sample(n, generator.latent_dim, seed).numpy()
+    bar = progress_bar(len(names), unit_name="direction") if progress else None
     response = []
     for name in names:
         images = generator.all(edit_points(z, directions.vector(name), strengths), batch_size)
         probabilities = sigmoid(classifier.logits(images)).reshape(n, len(strengths), -1)
         response.append(probabilities.mean(axis=0))
+        if bar is not None:
+            bar.update(len(response))
     return np.stack(response)
 
 
