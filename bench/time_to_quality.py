@@ -12,9 +12,9 @@ to race several of ours against the same reference, e.g. float32 against bfloat1
 steps are faster and worse. Reported: each contender's FID/KID per budget, the real-vs-real
 floor, and for each of ours the ratio of the reference's total time to the time it needs to
 reach the reference's final FID (linear in log-time between budgets). Writes results.json
-in --out after every budget, with every contender's checkpoints: run again with the same
---out and flags to go on where it stopped (the whole table takes longer than a working
-session on a small CPU).
+in --out after every budget and checkpoints every contender every five minutes of its
+training: run again with the same --out and flags to go on where it stopped (the whole
+table takes longer than a working session on a small CPU).
 """
 
 import json
@@ -39,25 +39,31 @@ from keras_io_reference import build_reference
 REFERENCE = "keras.io reference"  # its name in results.json; its scores mark the budgets done
 
 
-class StopAfter(keras.callbacks.Callback):
-    """Stops fit once `seconds` of training have passed in this and earlier calls."""
+class TrainingClock(keras.callbacks.Callback):
+    """Adds each batch's time to the contender's checkpointed clock, saves the contender every
+    `save_every` seconds of it (a session that ends mid-slice loses minutes, not the slice)
+    and stops fit once the clock reaches `seconds`."""
 
-    def __init__(self, spent, seconds):
+    def __init__(self, contender, seconds, save_every):
         super().__init__()
-        self.spent, self.seconds = spent, seconds
+        self.contender, self.seconds, self.save_every = contender, seconds, save_every
 
     def on_train_batch_begin(self, batch, logs=None):
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.spent += time.perf_counter() - self.start
-        if self.spent >= self.seconds:
+        clock = self.contender.spent
+        before = float(clock.numpy())
+        clock.assign_add(time.perf_counter() - self.start)
+        if before // self.save_every < float(clock.numpy()) // self.save_every:
+            self.contender.manager.save()
+        if float(clock.numpy()) >= self.seconds:
             self.model.stop_training = True
 
 
 class Contender:
-    """One GAN trained in wall-clock slices; its state and the time it has had are
-    checkpointed in `directory` after every slice and restored from there."""
+    """One GAN trained in wall-clock slices; its state and the training time it has had are
+    checkpointed in `directory` and restored from there."""
 
     def __init__(self, name, gan, generator, dataset, directory):
         self.name, self.gan, self.generator, self.dataset = name, gan, generator, dataset
@@ -68,10 +74,10 @@ class Contender:
         if self.manager.latest_checkpoint:
             state.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
 
-    def train_until(self, seconds):
-        stop = StopAfter(float(self.spent.numpy()), seconds)
-        self.gan.fit(self.dataset, epochs=10**6, verbose=0, callbacks=[stop])
-        self.spent.assign(stop.spent)
+    def train_until(self, seconds, save_every=300):
+        if float(self.spent.numpy()) < seconds:
+            self.gan.fit(self.dataset, epochs=10**6, verbose=0,
+                         callbacks=[TrainingClock(self, seconds, save_every)])
         self.manager.save()
 
     def score(self, real, n):
