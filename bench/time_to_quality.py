@@ -106,6 +106,15 @@ def minutes_to_reach(target, budgets, fids):
     return None
 
 
+def ratio(reach, budgets):
+    """How much sooner than the reference's total time; a bound when the first scoring already reached it."""
+    if reach is None:
+        return "in no budget: < 1x"
+    if reach == budgets[0]:  # somewhere before the first scoring: only a bound is known
+        return f"by its first scoring ({reach:g} min): >= {budgets[-1] / reach:.2f}x"
+    return f"after {reach:.1f} min: {budgets[-1] / reach:.2f}x"
+
+
 def write_results(path, summary):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, default=float) + "\n")
@@ -157,8 +166,7 @@ def main():
     for contender in contenders[1:]:
         reach = minutes_to_reach(target, args.budgets, [r["fid"] for r in results[contender.name]])
         summary["minutes_to_reference_final"][contender.name] = reach
-        print(f"{contender.name} reaches the reference's final FID {target:.1f} after "
-              + (f"{reach:.1f} min: {args.budgets[-1] / reach:.2f}x" if reach else "no budget: < 1x"))
+        print(f"{contender.name} reaches the reference's final FID {target:.1f} " + ratio(reach, args.budgets))
     write_results(results_file, summary)
 
 
