@@ -42,7 +42,7 @@ REFERENCE = "keras.io reference"  # its name in results.json; its scores mark th
 class TrainingClock(keras.callbacks.Callback):
     """Adds each batch's time to the contender's checkpointed clock, saves the contender every
     `save_every` seconds of it (a session that ends mid-slice loses minutes, not the slice)
-    and stops fit once the clock reaches `seconds`."""
+    and once more when the clock reaches `seconds`, where it stops fit."""
 
     def __init__(self, contender, seconds, save_every):
         super().__init__()
@@ -52,12 +52,13 @@ class TrainingClock(keras.callbacks.Callback):
         self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        clock = self.contender.spent
-        before = float(clock.numpy())
-        clock.assign_add(time.perf_counter() - self.start)
-        if before // self.save_every < float(clock.numpy()) // self.save_every:
+        before = float(self.contender.spent.numpy())
+        after = before + time.perf_counter() - self.start
+        self.contender.spent.assign(after)
+        done = after >= self.seconds
+        if done or before // self.save_every < after // self.save_every:
             self.contender.manager.save()
-        if float(clock.numpy()) >= self.seconds:
+        if done:
             self.model.stop_training = True
 
 
@@ -75,10 +76,9 @@ class Contender:
             state.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
 
     def train_until(self, seconds, save_every=300):
-        if float(self.spent.numpy()) < seconds:
+        if float(self.spent.numpy()) < seconds:  # else restored from a slice that ended unscored
             self.gan.fit(self.dataset, epochs=10**6, verbose=0,
                          callbacks=[TrainingClock(self, seconds, save_every)])
-        self.manager.save()
 
     def score(self, real, n):
         return score(self.generator(), real, n)  # the same faces and scores as the What-helps table
