@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import ArgumentParser
+from .cli import ArgumentParser, parse_holdout
 from .data import DataError
 from .files import written_atomically
 
@@ -103,8 +103,9 @@ def parse_args(argv=None):
                                                       "(celeba: the downloaded one)")
     train.add_argument("--out", required=True, type=Path, help="the .keras file to write")
     train.add_argument("--image-size", type=int, default=64, help="the generator's resolution (default 64)")
-    train.add_argument("--holdout", type=int, default=1000, help="never train on the last N images by file name "
-                                                                 "(default 1000); score on them")
+    train.add_argument("--holdout", type=parse_holdout, default=1000,
+                       help="never train on the last N images by file name (default 1000), or on CelebA's "
+                            "test images (list_eval_partition.txt); score on them")
     train.add_argument("--epochs", type=int, default=12, help="default 12")
     train.add_argument("--batch-size", type=int, default=64, help="default 64")
     train.add_argument("--crop", default="auto", help="as for training the GAN (default auto)")

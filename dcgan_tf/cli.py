@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 
 from .config import NAME_LISTS, Config
+from .data import holdout_count
 
 HELP = {
     "data": ("builtin[:N], celeba (after python -m dcgan_tf.download celeba), an image directory, "
@@ -20,7 +21,8 @@ HELP = {
     "strict": "true: an unreadable image is an error instead of being skipped",
     "eval_every": "every N epochs, FID and KID of --eval-n faces, logged; keeps runs/NAME/best (0: off)",
     "eval_n": "faces (and real images: held-out ones with --holdout, else training ones) scored by --eval-every",
-    "holdout": "hold out the last N images (by file name) from training; evaluation scores against them",
+    "holdout": ("hold out the last N images (by file name) from training; evaluation scores against them. "
+                "CelebA's list_eval_partition.txt (or celeba, downloaded) for its test images"),
     "d_norm": "D's normalisation: batch, layer or none (a gradient penalty needs layer or none)",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
     "condition": "train a conditional GAN on these attributes of --attrs, e.g. Smiling,Male,Eyeglasses",
@@ -65,15 +67,28 @@ def _parse_names(text):
     return names
 
 
+def parse_holdout(text):
+    try:
+        return holdout_count(text)
+    except ValueError as error:  # DataError, or NotDownloaded for "celeba"
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _flag_type(field):
+    if field.name == "holdout":
+        return parse_holdout
+    if field.name in NAME_LISTS:
+        return _parse_names
+    return {bool: _parse_bool, tuple: _parse_ints}.get(type(field.default), type(field.default))
+
+
 def add_config_flags(parser):
     """One --flag per Config field; unset flags stay None so the preset's value is kept."""
     group = parser.add_argument_group("model and training config (defaults: the chosen preset)")
     for f in dataclasses.fields(Config):
         if f.name in NOT_FLAGS:
             continue
-        kind = _parse_names if f.name in NAME_LISTS else {bool: _parse_bool, tuple: _parse_ints}.get(
-            type(f.default), type(f.default))
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_flag_type(f), default=None,
                            metavar=f.name.upper(), help=HELP.get(f.name, f"default {f.default}"))
 
 

@@ -33,7 +33,7 @@ from PIL import Image
 
 from . import memory
 from .batching import progress_bar
-from .download import resolve_dataset_path
+from .download import PARTITION, resolve_dataset_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_FILE_BYTES = 256 * 2**20  # one image file or zip member
@@ -327,6 +327,31 @@ def split_part(items, holdout, part="all", limit=0, source="data"):
     if part == "holdout" and not holdout:
         raise DataError(f"{source}: there is no held-out part (the run has --holdout 0)")
     return chosen[:limit] if limit else chosen
+
+
+def holdout_count(spec):
+    """--holdout's value -> N, the number of last images to hold out: a count, or CelebA's
+    list_eval_partition.txt ("celeba": the downloaded one). CelebA's test images (marked 2)
+    are its last by file name, so holding out that many reproduces its test split (its
+    validation images are trained on); a partition of any other shape is refused."""
+    try:
+        return int(spec)
+    except ValueError:
+        pass
+    path = Path(resolve_dataset_path(spec, PARTITION)).expanduser()
+    if not path.is_file():
+        raise DataError(f"--holdout {spec}: expected a count or CelebA's list_eval_partition.txt (no such file)")
+    rows = sorted(line.split() for line in path.read_text(errors="replace").splitlines() if line.strip())
+    if not rows or any(len(row) != 2 or row[1] not in ("0", "1", "2") for row in rows):
+        raise DataError(f"{spec}: not in list_eval_partition.txt's format (a file name and 0, 1 or 2 per line)")
+    marks = [mark for _, mark in rows]
+    n = marks.count("2")
+    if n == 0:
+        raise DataError(f"{spec}: marks no test images (2) to hold out")
+    if set(marks[-n:]) != {"2"}:
+        raise DataError(f"{spec}: its {n} test images are not its last {n} by file name, "
+                        "and --holdout holds out the last ones: give a count instead")
+    return n
 
 
 def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False, holdout=0, part="all"):

@@ -57,7 +57,7 @@ CELEBA = (
                "46fb89443c578308acf364d7d379fe1b9efb793042c0af734b6112e4fd3a8c74",
                "00d2c5bc6d35e252742224ab0c1e8fcb", "0B7EVK8r0v71pZjFTYXZWM3FlRnM"),
 )
-IMAGES, ATTRIBUTES = "img_align_celeba.zip", "list_attr_celeba.txt"
+IMAGES, ATTRIBUTES, PARTITION = "img_align_celeba.zip", "list_attr_celeba.txt", "list_eval_partition.txt"
 DEFAULT_DIR = CACHE_DIR / "celeba"
 DRIVE_URL = "https://drive.google.com/uc"
 TIMEOUT = 30  # seconds without a byte before a connection counts as lost
@@ -91,7 +91,7 @@ def say(message):
 
 def resolve_dataset_path(spec, name=IMAGES, root=None):
     """"celeba" -> the path of its downloaded file `name` (IMAGES for --data, ATTRIBUTES for
-    --attrs); any other spec is returned unchanged. NotDownloaded says how to get the file."""
+    --attrs, PARTITION for --holdout); any other spec is returned unchanged. NotDownloaded says how to get the file."""
     if spec != "celeba":
         return spec
     path = Path(root or DEFAULT_DIR) / name

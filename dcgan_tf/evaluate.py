@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import conditioning, inception, latent, metrics
-from .cli import ArgumentParser
+from .cli import ArgumentParser, parse_holdout
 from .batching import in_batches
 from .data import DataError, load_images
 from .download import resolve_dataset_path
@@ -177,8 +177,8 @@ def main(argv=None):
     parser = ArgumentParser(prog="python -m dcgan_tf.evaluate", description=__doc__)
     parser.add_argument("--model", required=True, help="trained model or a folder of images")
     parser.add_argument("--data", help="the real images (any training data source; default: the model's own data)")
-    parser.add_argument("--holdout", type=int, help="the data's held-out part, its last N images (default: the "
-                        "model's --holdout)")
+    parser.add_argument("--holdout", type=parse_holdout, help="the data's held-out part, its last N images or "
+                        "CelebA's list_eval_partition.txt (default: the model's --holdout)")
     parser.add_argument("--against", choices=("holdout", "train"), default="holdout",
                         help="score against the held-out images (default, when there are any) or training images")
     parser.add_argument("--n", type=int, default=5000, help="images of each kind (default 5000)")

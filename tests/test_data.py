@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan_tf.data import DataError, load_images, parse_crop
+from dcgan_tf.data import DataError, holdout_count, load_images, parse_crop
 from dcgan_tf.pipeline import make_dataset
 from dcgan_tf.memory import NotEnoughMemory
 
@@ -256,6 +256,25 @@ def test_holdout_is_the_last_images_by_file_name_and_never_trained_on(tmp_path):
                                   builtin_all[4:])
     with pytest.raises(DataError, match="leaves no training images"):
         load_images(str(folder), 16, holdout=10, part="train", progress=False)
+
+
+def test_celebas_partition_file_holds_out_its_test_images(tmp_path):
+    partition = tmp_path / "list_eval_partition.txt"
+    marks = [0] * 6 + [1] * 2 + [2] * 3  # CelebA's shape: train, then validation, then test, by file name
+    partition.write_text("".join(f"{i:06d}.jpg {m}\n" for i, m in reversed(list(enumerate(marks, 1)))))
+    assert holdout_count(str(partition)) == 3
+    assert holdout_count("7") == 7
+    partition.write_text("000001.jpg 2\n000002.jpg 0\n")
+    with pytest.raises(DataError, match="its 1 test images are not its last 1 by file name"):
+        holdout_count(str(partition))
+    partition.write_text("000001.jpg 0\n")
+    with pytest.raises(DataError, match="marks no test images"):
+        holdout_count(str(partition))
+    partition.write_text("000001.jpg -1 x\n")
+    with pytest.raises(DataError, match="not in list_eval_partition.txt's format"):
+        holdout_count(str(partition))
+    with pytest.raises(DataError, match="expected a count or CelebA's list_eval_partition.txt"):
+        holdout_count(str(tmp_path / "missing.txt"))
 
 
 # --- issue 15: hostile inputs ----------------------------------------------------------

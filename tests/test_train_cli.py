@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import train
 from conftest import ROOT, epochs_logged
 
 
@@ -74,6 +75,7 @@ def test_existing_run_is_not_overwritten(trained_run):
     (["--image-size", "50"], "image_size must equal"),
     (["--loss", "bogus"], "loss must be one of bce, hinge, lsgan, wgan"),
     (["--resume", "--out", "runs/none"], "no config.json"),
+    (["--holdout", "partition.txt"], "argument --holdout: --holdout partition.txt: expected a count or CelebA's"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):
     result = run_train("--preset", "tiny", *args, cwd=tmp_path)
@@ -91,3 +93,9 @@ def test_export_a_chosen_checkpoint_of_a_run(trained_run):
     loaded = tf.saved_model.load(str(export))
     images = loaded.signatures["sample"](num=tf.constant(3), seed=tf.constant(0, tf.int64))["images"]
     assert images.shape == (3, 16, 16, 3)
+
+
+def test_holdout_takes_celebas_partition_file_as_its_count(tmp_path):
+    partition = tmp_path / "list_eval_partition.txt"
+    partition.write_text("000001.jpg 0\n000002.jpg 1\n000003.jpg 2\n000004.jpg 2\n")
+    assert train.parse_args(["--holdout", str(partition)]).holdout == 2
