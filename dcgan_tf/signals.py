@@ -6,6 +6,7 @@ Imports nothing heavy, so a tool can install the handlers before TensorFlow load
 
 import contextlib
 import signal
+import sys
 
 
 class Terminated(KeyboardInterrupt):
@@ -42,8 +43,17 @@ def stop_signals():
     """Within the block SIGINT raises KeyboardInterrupt and SIGTERM raises Terminated, and the
     yielded Stop records which came. SIGTERM acts once: a second one is ignored so the
     checkpoint being saved is completed (SIGKILL still stops it). A signal ignored on start
-    stays ignored, as Python does for SIGINT."""
+    stays ignored, as Python does for SIGINT.
+
+    A signal that lands in a __del__ or a weakref callback cannot raise there: Python prints
+    its traceback as "Exception ignored" and goes on. That print is dropped, as the stop is
+    recorded and raise_if_stopped raises it after the next training step."""
     stop = Stop()
+    print_unraisable = sys.unraisablehook
+
+    def unraisable(event):
+        if not (stop.exit_code is not None and isinstance(event.exc_value, KeyboardInterrupt)):
+            print_unraisable(event)
 
     def interrupt(signum, frame):
         stop.exit_code = 128 + signum
@@ -55,9 +65,11 @@ def stop_signals():
                 for signum, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL))
                 if signal.getsignal(signum) is default}
     _blocks.append(stop)
+    sys.unraisablehook = unraisable
     try:
         yield stop
     finally:
+        sys.unraisablehook = print_unraisable
         _blocks.remove(stop)
         for signum, handler in previous.items():
             signal.signal(signum, handler)

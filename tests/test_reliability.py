@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan_tf import run_logs, training
+from dcgan_tf import run_logs, signals, training
 from dcgan_tf.checkpoints import CheckpointError, TrainingCheckpoint
 from dcgan_tf.config import Config, preset
 from dcgan_tf.gan import build_gan
@@ -143,6 +143,27 @@ def test_a_sigterm_that_library_code_swallows_still_saves_and_stops_the_run(work
     assert "SWALLOWED" in out and code == 143, err
     assert "interrupted: saved" in err and f"step {step + 1})" in err, err  # one step later
     assert checkpoint_state(work / "runs" / "r") == (1, step + 1)
+
+
+def test_a_signal_inside_a_finalizer_prints_no_traceback_and_still_stops(monkeypatch):
+    class SignalsWhenCollected:
+        def __del__(self):
+            signal.raise_signal(signal.SIGTERM)  # its handler runs here, where Python cannot raise
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    with signals.stop_signals() as stop:
+        SignalsWhenCollected()
+        assert stop.exit_code == 143 and unraisable == []  # recorded, and the "Exception ignored" print dropped
+        with pytest.raises(signals.Terminated):
+            signals.raise_if_stopped()  # what training calls after every step
+    assert sys.unraisablehook == unraisable.append
+    with signals.stop_signals():  # other unraisable exceptions are still reported
+        class FailsWhenCollected:
+            def __del__(self):
+                raise ValueError("in a finalizer")
+        FailsWhenCollected()
+    assert [type(event.exc_value) for event in unraisable] == [ValueError]
 
 
 def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
