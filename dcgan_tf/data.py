@@ -340,7 +340,7 @@ def holdout_count(spec):
         pass
     path = Path(resolve_dataset_path(spec, PARTITION)).expanduser()
     if not path.is_file():
-        raise DataError(f"--holdout {spec}: expected a count or CelebA's list_eval_partition.txt (no such file)")
+        raise DataError(f"{spec}: expected a count or CelebA's list_eval_partition.txt (no such file)")
     rows = sorted(line.split() for line in path.read_text(errors="replace").splitlines() if line.strip())
     if not rows or any(len(row) != 2 or row[1] not in ("0", "1", "2") for row in rows):
         raise DataError(f"{spec}: not in list_eval_partition.txt's format (a file name and 0, 1 or 2 per line)")

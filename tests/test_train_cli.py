@@ -75,7 +75,7 @@ def test_existing_run_is_not_overwritten(trained_run):
     (["--image-size", "50"], "image_size must equal"),
     (["--loss", "bogus"], "loss must be one of bce, hinge, lsgan, wgan"),
     (["--resume", "--out", "runs/none"], "no config.json"),
-    (["--holdout", "partition.txt"], "argument --holdout: --holdout partition.txt: expected a count or CelebA's"),
+    (["--holdout", "partition.txt"], "argument --holdout: partition.txt: expected a count or CelebA's"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):
     result = run_train("--preset", "tiny", *args, cwd=tmp_path)
