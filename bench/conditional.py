@@ -8,7 +8,7 @@ an unconditional model's at the same budget.
 
 Agreement: for each conditional MODEL, every combination of its attributes, --n faces each
 (the same z for every combination), labelled by the attribute classifier
-(python -m dcgan_tf.attributes train); per attribute the share of faces whose predicted
+(dcgan-tf attributes train); per attribute the share of faces whose predicted
 value is the one asked for, when asked present, when asked absent, and over all. The
 classifier's accuracy on the held-out real faces, resized the way the fakes are (to the
 classifier's size), is printed first: the meter's own ceiling.
@@ -26,10 +26,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from dcgan_tf import conditioning, evaluate, inception, latent
-from dcgan_tf.classifier import AttributeClassifier
-from dcgan_tf.generation import FaceGenerator
-from dcgan_tf.labels import load_labelled_images
+from dcgan_tf.data.labels import load_labelled_images
+from dcgan_tf.edit import conditioning
+from dcgan_tf.edit.classifier import AttributeClassifier
+from dcgan_tf.metrics import evaluate, inception
+from dcgan_tf.model import latent
+from dcgan_tf.serve.generation import FaceGenerator
 
 
 def resized(images, size):

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan_tf import evaluate, latent, metrics
 from dcgan_tf.config import preset
-from dcgan_tf.generation import FaceGenerator
-from dcgan_tf.images import save_grid
-from dcgan_tf.training import train
+from dcgan_tf.metrics import evaluate, fid
+from dcgan_tf.model import latent
+from dcgan_tf.serve.generation import FaceGenerator
+from dcgan_tf.train.run import train
+from dcgan_tf.utils.images import save_grid
+
 
 def short_name(row):
     """A row's name for --rows: its first word."""
@@ -41,7 +43,7 @@ ROWS = {  # name -> config overrides
 
 def score(generator, real, n):
     z = latent.sample(n, generator.input_shape[-1], seed=123)
-    return evaluate.score(real, FaceGenerator.from_keras(generator).batches(z, batch_size=100), metrics.FaceRate())
+    return evaluate.score(real, FaceGenerator.from_keras(generator).batches(z, batch_size=100), fid.FaceRate())
 
 
 def save_grids(gan, run_dir, n=64):

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def latencies(url, paths):
     times = []
     for path in paths:
@@ -32,7 +31,7 @@ def report(name, seconds):
 
 
 def measure(model, requests):
-    from dcgan_tf.explore import Explorer, running
+    from dcgan_tf.explore.server import Explorer, running
 
     explorer = Explorer.load(model)
     with running(explorer) as server:
@@ -59,8 +58,8 @@ def main():
         measure(args.model, args.requests)
         return
     from dcgan_tf.config import preset
-    from dcgan_tf.export import export_generator
-    from dcgan_tf.models import build_generator
+    from dcgan_tf.model.networks import build_generator
+    from dcgan_tf.serve.export import export_generator
     cfg = preset(args.preset)
     with tempfile.TemporaryDirectory() as work:
         measure(export_generator(build_generator(cfg), cfg, Path(work) / f"{args.preset}-untrained"), args.requests)

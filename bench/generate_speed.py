@@ -24,8 +24,8 @@ print("peak_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def images_per_second(model, latent_dim, batch_size, n):
-    from dcgan_tf import latent
-    from dcgan_tf.generation import FaceGenerator
+    from dcgan_tf.model import latent
+    from dcgan_tf.serve.generation import FaceGenerator
     generator = FaceGenerator.load(model)
     z = latent.sample(n, latent_dim, seed=0).numpy()
     generator(z[:batch_size])  # build and trace
@@ -49,8 +49,8 @@ def main():
     args = parser.parse_args()
 
     from dcgan_tf.config import preset
-    from dcgan_tf.export import export_generator
-    from dcgan_tf.models import build_generator
+    from dcgan_tf.model.networks import build_generator
+    from dcgan_tf.serve.export import export_generator
 
     cfg = preset(args.preset)
     with tempfile.TemporaryDirectory() as work:

@@ -9,8 +9,7 @@ import time
 
 import numpy as np
 
-
-from dcgan_tf import inception
+from dcgan_tf.metrics import inception
 
 
 def main():

@@ -15,10 +15,9 @@ import time
 import zipfile
 from pathlib import Path
 
-
-from dcgan_tf.data import load_images
-from dcgan_tf.pipeline import make_dataset
-from dcgan_tf.prepare import prepare
+from dcgan_tf.data.pipeline import make_dataset
+from dcgan_tf.data.prepare import prepare
+from dcgan_tf.data.sources import load_images
 
 DEFAULT_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "celeba_10k.zip"
 

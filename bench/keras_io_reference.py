@@ -11,7 +11,7 @@ alone; the loss is computed from logits, as ours.
 import keras
 import tensorflow as tf
 
-from dcgan_tf.models import build_discriminator, build_generator
+from dcgan_tf.model.networks import build_discriminator, build_generator
 
 
 class KerasIoGAN(keras.Model):

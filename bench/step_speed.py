@@ -16,7 +16,6 @@ import time
 import numpy as np
 
 
-
 def layer_flops(model):
     """Forward FLOPs per image of the Dense / Conv2D / Conv2DTranspose layers (2 per multiply-add)."""
     from keras import layers
@@ -59,9 +58,10 @@ def _timed(fn):
 
 
 def measure(preset_name, batch_size, steps, warmup, **ours_config):
-    from dcgan_tf.config import preset
-    from dcgan_tf.gan import build_gan
     from keras_io_reference import build_reference
+
+    from dcgan_tf.config import preset
+    from dcgan_tf.model.gan import build_gan
 
     cfg = preset(preset_name, batch_size=batch_size)
     ours = build_gan(cfg.replace(**ours_config))
@@ -92,6 +92,7 @@ def main():
                    "jit_compile": args.jit_compile, "fused_batchnorm": args.fused_batchnorm == "true"}
 
     import os
+
     import tensorflow as tf
     rates = matmul_gflops()
     peak = max(rates.values())

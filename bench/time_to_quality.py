@@ -26,15 +26,15 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
-
-from dcgan_tf import evaluate
-from dcgan_tf.cli import ArgumentParser, add_config_flags, config_overrides
-from dcgan_tf.config import preset
-from dcgan_tf.data import load_images
-from dcgan_tf.pipeline import make_dataset
-from dcgan_tf.gan import build_gan
 from experiments import score
 from keras_io_reference import build_reference
+
+from dcgan_tf.cli.flags import ArgumentParser, add_config_flags, config_overrides
+from dcgan_tf.config import preset
+from dcgan_tf.data.pipeline import make_dataset
+from dcgan_tf.data.sources import load_images
+from dcgan_tf.metrics import evaluate
+from dcgan_tf.model.gan import build_gan
 
 REFERENCE = "keras.io reference"  # its name in results.json; its scores mark the budgets done
 

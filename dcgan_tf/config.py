@@ -4,7 +4,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .files import written_atomically
+from dcgan_tf.utils.files import written_atomically
 
 CONFIG_FILE = "config.json"
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)

@@ -51,8 +51,8 @@ def tiny_model(tmp_path_factory):
     Its kernels are scaled up 8x: at their initial N(0, 0.02) every latent gives about the same grey
     image, and tests could not tell one face from another."""
     from dcgan_tf.config import preset
-    from dcgan_tf.export import export_generator
-    from dcgan_tf.models import build_generator
+    from dcgan_tf.model.networks import build_generator
+    from dcgan_tf.serve.export import export_generator
     cfg = preset("tiny")
     generator = build_generator(cfg)
     for weight in generator.weights:

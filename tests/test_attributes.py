@@ -5,19 +5,33 @@ import json
 import keras
 import numpy as np
 import pytest
+from conftest import random_images
 from PIL import Image
 
 import generate
-from conftest import random_images
-from dcgan_tf import attributes, classifier, latent
-from dcgan_tf.classifier import AttributeClassifier, AttributeHead, build_classifier
+from dcgan_tf.cli import attributes
 from dcgan_tf.config import preset
-from dcgan_tf.data import load_images
-from dcgan_tf.editing import (Directions, edit_points, expected_attributes, fit_boundary, fit_directions,
-                              logistic_regression, parse_expression, vector_arithmetic)
-from dcgan_tf.export import load_directions, model_dir
-from dcgan_tf.generation import FaceGenerator
-from dcgan_tf.models import build_generator
+from dcgan_tf.data.sources import load_images
+from dcgan_tf.edit import classifier
+from dcgan_tf.edit.classifier import (
+    AttributeClassifier,
+    AttributeHead,
+    build_classifier,
+)
+from dcgan_tf.edit.directions import (
+    Directions,
+    edit_points,
+    expected_attributes,
+    fit_boundary,
+    fit_directions,
+    logistic_regression,
+    parse_expression,
+    vector_arithmetic,
+)
+from dcgan_tf.model import latent
+from dcgan_tf.model.networks import build_generator
+from dcgan_tf.serve.export import load_directions, model_dir
+from dcgan_tf.serve.generation import FaceGenerator
 
 NAMES = ("Bright", "Reddish", "Smiling")
 

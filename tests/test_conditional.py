@@ -7,17 +7,20 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import random_images
 from PIL import Image
 
 import generate
 import train as train_cli
-from conftest import random_images
-from dcgan_tf import conditioning, latent
+from dcgan_tf.cli import evaluate as evaluate_cli
+from dcgan_tf.cli import explore as explore_cli
 from dcgan_tf.config import preset
-from dcgan_tf.export import export_generator, load_generator
-from dcgan_tf.gan import build_gan
-from dcgan_tf.generation import FaceGenerator
-from dcgan_tf.models import build_discriminator, build_generator
+from dcgan_tf.edit import conditioning
+from dcgan_tf.model import latent
+from dcgan_tf.model.gan import build_gan
+from dcgan_tf.model.networks import build_discriminator, build_generator
+from dcgan_tf.serve.export import export_generator, load_generator
+from dcgan_tf.serve.generation import FaceGenerator
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 NAMES = ("Smiling", "Eyeglasses")
@@ -52,7 +55,7 @@ def test_conditional_models_take_z_and_attributes(d_condition):
 @pytest.mark.parametrize("d_condition", ["projection", "concat"])
 def test_sizes_from_the_config_count_the_conditional_weights(d_condition):
     """models.sizes (the run's memory check) counts the attributes' weights too."""
-    from dcgan_tf.models import sizes
+    from dcgan_tf.model.networks import sizes
     cfg = tiny(d_condition=d_condition)
     weights, _ = sizes(cfg)
     assert weights == build_generator(cfg).count_params() + build_discriminator(cfg).count_params()
@@ -257,7 +260,7 @@ def test_bad_attribute_requests_are_one_line_errors(conditional_run, tmp_path, c
 
 
 def test_tools_that_take_z_alone_refuse_a_conditional_model(conditional_run, tmp_path, capsys):
-    from dcgan_tf import attributes, explore
+    from dcgan_tf.cli import attributes
     _, _, export = conditional_run
     classifier = tmp_path / "c.keras"  # never read: the model is refused first
     cases = [
@@ -265,7 +268,7 @@ def test_tools_that_take_z_alone_refuse_a_conditional_model(conditional_run, tmp
         (generate.main, [str(export), "arithmetic", "Smiling", "--classifier", str(classifier),
                          "--out", str(tmp_path / "x.png")], "arithmetic works"),
         (attributes.main, ["directions", str(export), "--classifier", str(classifier)], "directions works"),
-        (explore.main, [str(export), "--port", "0"], "the explorer works"),
+        (explore_cli.main, [str(export), "--port", "0"], "the explorer works"),
     ]
     for main, argv, expected in cases:
         message = error_of(argv, capsys, main)
@@ -294,7 +297,7 @@ def test_bad_conditions_are_one_line_train_errors(tmp_path, capsys):
 
 def fake_inception(monkeypatch):
     """inception.features without the weights: random features; records the images it is given."""
-    from dcgan_tf import inception
+    from dcgan_tf.metrics import inception
     seen = []
 
     def features(images, progress=False):
@@ -306,21 +309,21 @@ def fake_inception(monkeypatch):
 
 
 def test_evaluate_gives_a_conditional_models_faces_the_real_attributes(conditional_run, tmp_path, monkeypatch, capsys):
-    from dcgan_tf import evaluate
+    from dcgan_tf.metrics import evaluate
     root, run, export = conditional_run
     monkeypatch.setattr(evaluate, "face_rate_counter", lambda: None)
     seen = fake_inception(monkeypatch)
     other = shutil.copytree(root / "faces", tmp_path / "other")
     argv = ["--model", str(export), "--n", "6", "--cache-dir", str(tmp_path)]
-    assert "is a conditional model: give --attrs" in error_of(argv + ["--data", str(other)], capsys, evaluate.main)
-    evaluate.main(argv)  # its own data and labels, from its config.json
+    assert "is a conditional model: give --attrs" in error_of(argv + ["--data", str(other)], capsys, evaluate_cli.main)
+    evaluate_cli.main(argv)  # its own data and labels, from its config.json
     labels = [[int(v == "1") for v in line.split()[1::2]] for line in (root / "attrs.txt").read_text().splitlines()[2:8]]
     expected = expected_faces(run, latent.sample(6, 16, seed=0).numpy(), labels)  # Smiling and Eyeglasses columns
     assert np.abs(seen[-1].astype(int) - expected).max() <= 1
 
 
 def test_eval_every_scores_a_conditional_run_with_the_held_out_labels(tmp_path, monkeypatch):
-    from dcgan_tf.training import train
+    from dcgan_tf.train.run import train
     seen = fake_inception(monkeypatch)
     folder, attrs = write_labelled_folder(tmp_path, count=40, labelled=40)
     cfg = tiny(data=str(folder), attrs=str(attrs), holdout=8, eval_every=1, eval_n=8)
@@ -331,8 +334,8 @@ def test_eval_every_scores_a_conditional_run_with_the_held_out_labels(tmp_path, 
 
 
 def test_attrs_celeba_reads_the_downloaded_label_file(tmp_path, monkeypatch):
-    from dcgan_tf import download
-    from dcgan_tf.labels import load_labelled_images
+    from dcgan_tf.data import download
+    from dcgan_tf.data.labels import load_labelled_images
     folder, attrs = write_labelled_folder(tmp_path, count=4, labelled=4)
     monkeypatch.setattr(download, "DEFAULT_DIR", tmp_path)
     attrs.rename(tmp_path / download.ATTRIBUTES)

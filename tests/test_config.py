@@ -56,7 +56,9 @@ def test_unknown_keys_and_presets_are_rejected(tmp_path):
 
 
 def test_configs_names_are_those_the_defining_modules_accept():
-    from dcgan_tf import config, distribute, losses, penalties
+    from dcgan_tf import config
+    from dcgan_tf.model import losses, penalties
+    from dcgan_tf.train import distribute
     assert config.LOSSES == tuple(losses.LOSSES)
     assert config.PENALTIES == penalties.PENALTIES
     assert config.STRATEGIES == distribute.STRATEGIES

@@ -6,13 +6,12 @@ import zlib
 
 import numpy as np
 import pytest
+from conftest import CELEBA_ZIP, random_images
 from PIL import Image
 
-from dcgan_tf.data import DataError, holdout_count, load_images, parse_crop
-from dcgan_tf.pipeline import make_dataset
-from dcgan_tf.memory import NotEnoughMemory
-
-from conftest import CELEBA_ZIP, random_images
+from dcgan_tf.data.pipeline import make_dataset
+from dcgan_tf.data.sources import DataError, holdout_count, load_images, parse_crop
+from dcgan_tf.utils.memory import NotEnoughMemory
 
 
 def write_mixed_images(folder):
@@ -325,7 +324,7 @@ def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
 
 
 def test_more_images_than_memory_holds_is_refused_before_allocating(monkeypatch):
-    monkeypatch.setattr("dcgan_tf.memory.available", lambda: 2**30)
+    monkeypatch.setattr("dcgan_tf.utils.memory.available", lambda: 2**30)
     with pytest.raises(NotEnoughMemory, match=r"builtin:100000000: 100000000 images at 16x16 needs about 71.5 GiB "
                                               r"of memory, 1.0 GiB is available: use --limit N"):
         load_images("builtin:100000000", 16, progress=False)
@@ -336,7 +335,7 @@ def test_oversized_zip_members_are_skipped_before_inflating(tmp_path, monkeypatc
     archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip", "*.png", zipfile.ZIP_DEFLATED)
     with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as z, z.open("huge.png", "w") as member:
         member.write(bytes(2**20))  # 1 MiB of zeros: a tiny member that inflates to more than the limit
-    monkeypatch.setattr("dcgan_tf.data.MAX_FILE_BYTES", 2**19)
+    monkeypatch.setattr("dcgan_tf.data.sources.MAX_FILE_BYTES", 2**19)
     read = zipfile.ZipFile.read
     monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, *a: read(self, name, *a) if name != "huge.png"
                         else pytest.fail("huge.png was inflated"))

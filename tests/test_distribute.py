@@ -12,10 +12,9 @@ import time
 
 import numpy as np
 import pytest
-
-from dcgan_tf.distribute import make_strategy
-
 from conftest import ROOT, checkpoint_state, random_images
+
+from dcgan_tf.train.distribute import make_strategy
 
 
 def run_python(code, cwd, env_extra=None, timeout=300):

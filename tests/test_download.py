@@ -14,13 +14,20 @@ from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
+from conftest import random_images
 from PIL import Image
 
-from dcgan_tf import download
-from dcgan_tf.download import (DownloadError, KaggleSource, NotDownloaded, RemoteFile, google_drive, mirror,
-                               resolve_dataset_path)
-
-from conftest import random_images
+from dcgan_tf.cli import download as download_cli
+from dcgan_tf.data import download
+from dcgan_tf.data.download import (
+    DownloadError,
+    KaggleSource,
+    NotDownloaded,
+    RemoteFile,
+    google_drive,
+    mirror,
+    resolve_dataset_path,
+)
 
 QUOTA_PAGE = b"""<html><head><title>Google Drive - Quota exceeded</title></head><body>
 <p class="uc-error-caption">Sorry, you can't view or download this file at this time.</p>
@@ -302,7 +309,7 @@ def test_cli_prints_the_paths(server, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(download, "CELEBA", FILES)
     server.routes["/m/list_attr_celeba.txt"] = (200, None, ATTRS)
     server.routes["/m/img_align_celeba.zip"] = (200, None, ARCHIVE)
-    download.main(["celeba", "--to", str(tmp_path), "--mirror", server.url + "/m"])
+    download_cli.main(["celeba", "--to", str(tmp_path), "--mirror", server.url + "/m"])
     out, err = capsys.readouterr()
     assert out.splitlines() == [str(tmp_path / "list_attr_celeba.txt"), str(tmp_path / "img_align_celeba.zip")]
     assert f"train on it: python train.py --preset dcgan32 --data {tmp_path / 'img_align_celeba.zip'}" in err
@@ -311,7 +318,7 @@ def test_cli_prints_the_paths(server, tmp_path, capsys, monkeypatch):
 def test_cli_without_network(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(download, "DRIVE_URL", closed_port_url() + "/uc")
     with pytest.raises(SystemExit) as exit:
-        download.main(["celeba", "--to", str(tmp_path)])
+        download_cli.main(["celeba", "--to", str(tmp_path)])
     assert exit.value.code == ("download: error: cannot reach any source of list_attr_celeba.txt: "
                                "check the network connection")
 
@@ -320,7 +327,7 @@ def test_data_celeba_resolves_to_the_download(tmp_path, monkeypatch):
     monkeypatch.setattr(download, "DEFAULT_DIR", tmp_path)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(NotDownloaded, match=r"celeba: .*img_align_celeba.zip is not downloaded yet: "
-                                            r"run `python -m dcgan_tf.download celeba`"):
+                                            r"run `dcgan-tf download celeba`"):
         resolve_dataset_path("celeba")
     (tmp_path / "celeba").mkdir()
     with pytest.raises(NotDownloaded, match=r"\(for the folder named celeba here, write \./celeba\)"):
@@ -329,7 +336,7 @@ def test_data_celeba_resolves_to_the_download(tmp_path, monkeypatch):
     (tmp_path / "img_align_celeba.zip").write_bytes(ARCHIVE)
     (tmp_path / "list_attr_celeba.txt").write_bytes(ATTRS)
     assert resolve_dataset_path("celeba", download.ATTRIBUTES) == str(tmp_path / "list_attr_celeba.txt")
-    from dcgan_tf.data import load_images
+    from dcgan_tf.data.sources import load_images
     images, report = load_images("celeba", 16, progress=False)
     assert images.shape == (3, 16, 16, 3) and report.source == str(tmp_path / "img_align_celeba.zip")
     assert np.array_equal(images, load_images(str(tmp_path / "img_align_celeba.zip"), 16, progress=False)[0])

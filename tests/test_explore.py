@@ -1,4 +1,4 @@
-"""The face explorer's HTTP API (python -m dcgan_tf.explore) on a tiny model: pages, walks, dials,
+"""The face explorer's HTTP API (dcgan-tf explore) on a tiny model: pages, walks, dials,
 saves, bad parameters, the bounded queue, and the command line."""
 
 import base64
@@ -17,14 +17,14 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import ROOT
 from PIL import Image
 
 import generate
-from conftest import ROOT
-from dcgan_tf import latent
-from dcgan_tf.explore import Explorer, running
-from dcgan_tf.export import load_directions
-from dcgan_tf.generation import FaceGenerator
+from dcgan_tf.explore.server import Explorer, running
+from dcgan_tf.model import latent
+from dcgan_tf.serve.export import load_directions
+from dcgan_tf.serve.generation import FaceGenerator
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +267,7 @@ def test_directions_must_fit_the_model(tiny_model, tmp_path):
 
 def explore_process(*args, **env):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **env)
-    return subprocess.Popen([sys.executable, "-m", "dcgan_tf.explore", *map(str, args)], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "dcgan_tf", "explore", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 

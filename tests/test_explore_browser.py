@@ -12,12 +12,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import chromium
 import numpy as np
 import pytest
 from PIL import Image
 
-import chromium
-from dcgan_tf.explore import Explorer, running
+from dcgan_tf.explore.server import Explorer, running
 
 BROWSER = chromium.find()
 pytestmark = pytest.mark.skipif(BROWSER is None, reason="no Chromium found: install it (Debian: "

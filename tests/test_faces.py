@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from dcgan_tf.data import DataError, load_images
-from dcgan_tf.faces import render_faces
+from dcgan_tf.data.faces import render_faces
+from dcgan_tf.data.sources import DataError, load_images
 
 
 def test_faces_have_the_requested_shape_and_use_the_value_range():

@@ -4,12 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from dcgan_tf import losses, precision
-from dcgan_tf.config import preset
-from dcgan_tf.gan import DCGAN, build_gan
-
 from conftest import random_images
+
+from dcgan_tf.config import preset
+from dcgan_tf.model import losses, precision
+from dcgan_tf.model.gan import DCGAN, build_gan
 
 
 def real_batches(cfg, count=64):
@@ -98,7 +97,7 @@ def test_unknown_loss_is_rejected():
 def test_mixed_precision_updates_match_float32_with_sgd(policy, tolerance):
     """With SGD the update is proportional to the gradient, so a loss scale that is not undone
     (or a gradient lost to float16) shows; Adam would hide a constant scale."""
-    from dcgan_tf.models import build_discriminator, build_generator
+    from dcgan_tf.model.networks import build_discriminator, build_generator
     cfg = preset("tiny", d_dropout=0.0, ema=0.0)
     batch = next(iter(real_batches(cfg)))
     updates = {}

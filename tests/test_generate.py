@@ -10,15 +10,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, random_images
 from PIL import Image
 
 import generate
-from conftest import ROOT, random_images
-from dcgan_tf import latent, precision
+from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.config import preset
-from dcgan_tf.export import export_generator
-from dcgan_tf.gan import build_gan
-from dcgan_tf.generation import FaceGenerator, write_grid, write_walk
+from dcgan_tf.model import latent, precision
+from dcgan_tf.model.gan import build_gan
+from dcgan_tf.serve.export import export_generator
+from dcgan_tf.serve.generation import FaceGenerator, write_grid, write_walk
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 
@@ -342,8 +343,8 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
 
 
 def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tmp_path):
-    from dcgan_tf.export import load_generator
-    from dcgan_tf.savedmodel import check_ops
+    from dcgan_tf.serve.export import load_generator
+    from dcgan_tf.serve.savedmodel import check_ops
     path, generator, cfg = exported
     half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
     data = "variables/variables.data-00000-of-00001"
@@ -375,7 +376,7 @@ def test_an_export_computes_in_float32_whatever_the_global_policy(exported, tmp_
 
 
 def test_an_export_that_does_not_make_the_generators_faces_is_not_written(exported, tmp_path, monkeypatch):
-    from dcgan_tf import export
+    from dcgan_tf.serve import export
     _, generator, cfg = exported
     monkeypatch.setattr(export, "MAX_MEAN_DIFFERENCE", -1.0)  # no export can pass: the check must refuse it
     with pytest.raises(ValueError, match="levels of 255 from the generator's"):
@@ -405,7 +406,7 @@ SHIPPED_DIRECTIONS = [model for model in SHIPPED if (model / "directions.npz").e
 def test_the_shipped_directions_were_fit_on_the_shipped_generator(model):
     """A shipped model replaced without fitting its directions again would edit with another
     model's directions: generate.py refuses that, and so must this test, before it ships."""
-    from dcgan_tf.editing import Directions
+    from dcgan_tf.edit.directions import Directions
     generator = FaceGenerator.load(model)
     directions = Directions.of_model(model, generator)
     assert {"Smiling", "Male", "Eyeglasses"} <= set(directions.names) and directions.probe is not None
@@ -451,10 +452,9 @@ def test_a_savedmodel_with_file_ops_is_refused_unless_trusted(hostile, tmp_path)
 
 
 def test_evaluate_refuses_it_too_before_any_work(hostile, tmp_path):
-    from dcgan_tf import evaluate
     model, marker = hostile
     with pytest.raises(SystemExit, match=r"evaluate: error: .*refusing to run this SavedModel.*\(ReadFile, WriteFile\)"):
-        evaluate.main(["--model", str(model), "--data", "builtin:8", "--n", "4", "--cache-dir", str(tmp_path)])
+        evaluate_cli.main(["--model", str(model), "--data", "builtin:8", "--n", "4", "--cache-dir", str(tmp_path)])
     assert not marker.exists() and not list(tmp_path.iterdir())
 
 
@@ -470,8 +470,8 @@ def test_an_export_is_read_from_its_generator_keras_not_its_savedmodel(exported,
 
 
 def test_our_exports_pass_the_op_check(exported, tmp_path):
-    from dcgan_tf.models import build_generator
-    from dcgan_tf.savedmodel import check_ops
+    from dcgan_tf.model.networks import build_generator
+    from dcgan_tf.serve.savedmodel import check_ops
     check_ops(exported[0])  # raises if an op of our own export were missing from the allowlist
     cfg = preset("dcgan32")  # ReLU, a Dense BatchNorm and a transposed-convolution output
     check_ops(export_generator(build_generator(cfg), cfg, tmp_path / "dcgan32"))
@@ -504,7 +504,7 @@ def test_a_grid_too_large_to_hold_is_refused_at_once(exported, tmp_path):
 
 def test_with_individual_files_a_large_grid_shows_the_first_faces(exported, tmp_path, monkeypatch, capsys):
     path, _, _ = exported
-    monkeypatch.setattr("dcgan_tf.generation.GRID_LIMIT_BYTES", 4 * TILE * TILE * 3)  # room for 4 tiles
+    monkeypatch.setattr("dcgan_tf.serve.generation.GRID_LIMIT_BYTES", 4 * TILE * TILE * 3)  # room for 4 tiles
     generate.main([str(path), "--n", "10", "--individual", "--batch-size", "3", "--out", str(tmp_path / "f.png")])
     assert "it shows the first 4; every face is written to its own file" in capsys.readouterr().out
     assert png_shape(tmp_path / "f.png") == (2 * TILE + 2, 2 * TILE + 2, 3)

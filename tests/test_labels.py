@@ -4,11 +4,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import CELEBA_ATTRS, CELEBA_ZIP, random_images
 from PIL import Image
 
-from conftest import CELEBA_ATTRS, CELEBA_ZIP, random_images
-from dcgan_tf.data import DataError, split_part
-from dcgan_tf.labels import LabelError, load_labelled_images, read_attributes
+from dcgan_tf.data.labels import LabelError, load_labelled_images, read_attributes
+from dcgan_tf.data.sources import DataError, split_part
 
 GOOD = """3
 Smiling Male  Eyeglasses

@@ -12,13 +12,13 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import ROOT, random_images
 from PIL import Image
 
-from dcgan_tf import evaluate, inception, metrics
+from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.config import preset
-from dcgan_tf.models import build_generator
-
-from conftest import ROOT, random_images
+from dcgan_tf.metrics import evaluate, fid, inception
+from dcgan_tf.model.networks import build_generator
 
 
 def weights_installed():
@@ -36,9 +36,9 @@ def test_frechet_distance_of_two_gaussians_matches_the_closed_form():
     mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
     var1, var2 = rng.uniform(0.5, 2, 4), rng.uniform(0.5, 2, 4)
     expected = ((mu1 - mu2) ** 2).sum() + (var1 + var2 - 2 * np.sqrt(var1 * var2)).sum()  # diagonal case
-    assert metrics.frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(expected, rel=1e-9)
+    assert fid.frechet_distance(mu1, np.diag(var1), mu2, np.diag(var2)) == pytest.approx(expected, rel=1e-9)
     rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))  # the distance does not depend on the basis
-    rotated = metrics.frechet_distance(rotation @ mu1, rotation @ np.diag(var1) @ rotation.T,
+    rotated = fid.frechet_distance(rotation @ mu1, rotation @ np.diag(var1) @ rotation.T,
                                        rotation @ mu2, rotation @ np.diag(var2) @ rotation.T)
     assert rotated == pytest.approx(expected, rel=1e-7)
 
@@ -55,19 +55,19 @@ def test_frechet_distance_matches_the_closed_form_for_non_commuting_covariances(
     root = (vectors * np.sqrt(values)) @ np.linalg.inv(vectors)
     np.testing.assert_allclose(root @ root, sigma1 @ sigma2, atol=1e-9)
     expected = ((mu1 - mu2) ** 2).sum() + np.trace(sigma1 + sigma2 - 2 * root).real
-    assert metrics.frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(expected, rel=1e-9)
+    assert fid.frechet_distance(mu1, sigma1, mu2, sigma2) == pytest.approx(expected, rel=1e-9)
 
 
 def test_fid_and_kid_of_a_set_with_itself_are_zero_and_grow_with_a_shift():
     features = np.random.default_rng(1).normal(size=(400, 16))
-    assert abs(metrics.fid(features, features)) < 1e-6
-    kid_same, _ = metrics.kid(features, features, subset_size=200)
+    assert abs(fid.fid(features, features)) < 1e-6
+    kid_same, _ = fid.kid(features, features, subset_size=200)
     other = np.random.default_rng(2).normal(size=(400, 16))
-    kid_independent, _ = metrics.kid(features, other, subset_size=200)
-    kid_shifted, _ = metrics.kid(features, other + 0.5, subset_size=200)
+    kid_independent, _ = fid.kid(features, other, subset_size=200)
+    kid_shifted, _ = fid.kid(features, other + 0.5, subset_size=200)
     # ~0 next to a real difference (the same set is slightly negative: its pairs are not independent)
     assert abs(kid_same) < 0.05 * kid_shifted and abs(kid_independent) < 0.02 * kid_shifted
-    assert metrics.fid(features, other + 0.5) > metrics.fid(features, other) + 16 * 0.25 * 0.9
+    assert fid.fid(features, other + 0.5) > fid.fid(features, other) + 16 * 0.25 * 0.9
 
 
 def test_features_are_cached_under_their_key(tmp_path):
@@ -78,8 +78,8 @@ def test_features_are_cached_under_their_key(tmp_path):
         return np.ones((3, 4))
     key = {"data": "x", "n": 3}
     for _ in range(2):
-        np.testing.assert_array_equal(metrics.cached_features(key, compute, tmp_path), np.ones((3, 4)))
-    metrics.cached_features({**key, "n": 4}, compute, tmp_path)
+        np.testing.assert_array_equal(fid.cached_features(key, compute, tmp_path), np.ones((3, 4)))
+    fid.cached_features({**key, "n": 4}, compute, tmp_path)
     assert len(calls) == 2
 
 
@@ -151,9 +151,9 @@ def test_a_folder_of_images_is_scored_batch_by_batch(tmp_path, monkeypatch):
 @pytest.mark.parametrize("n", ["2", "3"])
 def test_evaluate_cli_refuses_too_few_images_for_kid(tmp_path, capsys, n):
     with pytest.raises(SystemExit) as exit_info:
-        evaluate.main(["--model", str(tmp_path), "--data", str(tmp_path), "--n", n])
+        evaluate_cli.main(["--model", str(tmp_path), "--data", str(tmp_path), "--n", n])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err == (f"python -m dcgan_tf.evaluate: error: --n must be at least 4 "
+    assert capsys.readouterr().err == (f"dcgan-tf evaluate: error: --n must be at least 4 "
                                        f"(KID needs subsets of 2 images), got {n} (see --help)\n")
 
 
@@ -163,7 +163,7 @@ def test_a_model_folder_too_small_for_kid_fails_before_any_scoring(tmp_path):
     for i, image in enumerate(random_images(3, 16)):
         Image.fromarray(image).save(folder / f"{i}.png")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "dcgan_tf.evaluate", "--model", str(folder), "--data",
+    result = subprocess.run([sys.executable, "-m", "dcgan_tf", "evaluate", "--model", str(folder), "--data",
                              "builtin:1000", "--n", "1000", "--image-size", "16", "--cache-dir", str(tmp_path / "cache")],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -181,15 +181,15 @@ def test_a_real_set_too_small_for_kid_fails_before_inception(tmp_path, monkeypat
 
 def test_an_unusable_out_fails_before_any_scoring(tmp_path, capsys):
     with pytest.raises(SystemExit, match="evaluate: error: --out /proc/dcgan-tf-test is not writable"):
-        evaluate.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out",
+        evaluate_cli.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out",
                        "/proc/dcgan-tf-test/scores.json"])
     with pytest.raises(SystemExit):
-        evaluate.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out", str(tmp_path)])
+        evaluate_cli.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out", str(tmp_path)])
     assert f"--out must name a file, got the folder {tmp_path}" in capsys.readouterr().err
 
 
 def test_kid_subsets_are_half_the_smaller_set_up_to_1000():
-    assert metrics.kid_subset_size(10, 7) == 3 and metrics.kid_subset_size(5000, 3000) == 1000
+    assert fid.kid_subset_size(10, 7) == 3 and fid.kid_subset_size(5000, 3000) == 1000
 
 
 def test_a_weights_file_with_another_hash_is_refused(tmp_path):
@@ -217,7 +217,7 @@ def test_evaluate_cli_scores_a_folder_against_data(tmp_path, capsys):
         for i, image in enumerate(random_images(6, 16, seed=seed)):
             Image.fromarray(image).save(folder / f"{i}.png")
     out = tmp_path / "results" / "scores.json"  # a folder that does not exist yet is made
-    evaluate.main(["--model", str(fake), "--data", str(real), "--n", "6", "--image-size", "16",
+    evaluate_cli.main(["--model", str(fake), "--data", str(real), "--n", "6", "--image-size", "16",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     assert "FID" in capsys.readouterr().out
     scores = json.loads(out.read_text())
@@ -232,7 +232,7 @@ def test_evaluate_cli_scores_a_trained_model(tmp_path):
     build_generator(preset("tiny")).save(model)
     np.save(tmp_path / "real.npy", random_images(8, 16))
     out = tmp_path / "scores.json"
-    evaluate.main(["--model", str(model), "--data", str(tmp_path / "real.npy"), "--n", "8",
+    evaluate_cli.main(["--model", str(model), "--data", str(tmp_path / "real.npy"), "--n", "8",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     scores = json.loads(out.read_text())
     assert all(math.isfinite(scores[key]) for key in ("fid", "kid", "face_rate"))
@@ -243,8 +243,8 @@ def test_evaluate_cli_scores_a_trained_model(tmp_path):
 def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
     import csv
 
-    from dcgan_tf.export import load_generator
-    from dcgan_tf.training import train
+    from dcgan_tf.serve.export import load_generator
+    from dcgan_tf.train.run import train
     np.save(tmp_path / "faces.npy", random_images(32, 16))
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=2, eval_every=1, eval_n=8)
     train(cfg, tmp_path / "run", verbose=0, log=lambda m: None)
@@ -262,7 +262,7 @@ def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
 def test_scores_are_against_held_out_images_with_the_real_floor_beside(tmp_path, capsys):
     import csv
 
-    from dcgan_tf.training import train
+    from dcgan_tf.train.run import train
     images = random_images(40, 16)
     np.save(tmp_path / "faces.npy", images)
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=1, eval_every=1, eval_n=8, holdout=8)
@@ -273,14 +273,14 @@ def test_scores_are_against_held_out_images_with_the_real_floor_beside(tmp_path,
         row = next(csv.DictReader(f))
     assert float(row["fid_floor"]) > 0 and float(row["fid"]) > 0
     out = tmp_path / "scores.json"
-    evaluate.main(["--model", str(tmp_path / "run"), "--n", "8", "--cache-dir", str(tmp_path / "cache"),
+    evaluate_cli.main(["--model", str(tmp_path / "run"), "--n", "8", "--cache-dir", str(tmp_path / "cache"),
                    "--out", str(out)])
     printed = capsys.readouterr().out
     assert "8 generated vs 8 held-out images" in printed and "real-vs-real floor" in printed
     scores = json.loads(out.read_text())
     assert scores["against"] == "holdout" and scores["floor"]["n"] == 8
     assert scores["floor"]["fid"] == pytest.approx(float(row["fid_floor"]), rel=1e-4)
-    evaluate.main(["--model", str(tmp_path / "run"), "--n", "8", "--against", "train",
+    evaluate_cli.main(["--model", str(tmp_path / "run"), "--n", "8", "--against", "train",
                    "--cache-dir", str(tmp_path / "cache"), "--out", str(out)])
     assert "8 generated vs 8 training images" in capsys.readouterr().out
     assert "floor" not in json.loads(out.read_text())

@@ -4,7 +4,11 @@ import pytest
 import tensorflow as tf
 
 from dcgan_tf.config import preset
-from dcgan_tf.models import FusedBatchNormalization, build_discriminator, build_generator
+from dcgan_tf.model.networks import (
+    FusedBatchNormalization,
+    build_discriminator,
+    build_generator,
+)
 
 # Parameter counts worked out by hand from the layer list (keras64: Dense 1,056,768 +
 # ConvT 262,272 + 524,544 + 2,097,664 + BN 3,584 + Conv2D 38,403).
@@ -85,7 +89,7 @@ def test_fused_batchnorm_matches_the_keras_layer():
 ])
 def test_sizes_from_the_config_match_the_built_models(name, overrides):
     """models.sizes (the memory check of a run, before anything is built) follows the builders."""
-    from dcgan_tf.models import sizes
+    from dcgan_tf.model.networks import sizes
     cfg = preset(name, **overrides)
     generator, discriminator = build_generator(cfg), build_discriminator(cfg)
     weights, activations = sizes(cfg)

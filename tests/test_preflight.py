@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from dcgan_tf import preflight
+
 from dcgan_tf.config import preset
+from dcgan_tf.train import preflight
 
 
 def run_train(*args, cwd, env=None):

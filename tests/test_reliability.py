@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from dcgan_tf import run_logs, signals, training
-from dcgan_tf.checkpoints import CheckpointError, TrainingCheckpoint
-from dcgan_tf.config import Config, preset
-from dcgan_tf.gan import build_gan
-
 from conftest import ROOT, checkpoint_state, epochs_logged, random_images
+
+from dcgan_tf.config import Config, preset
+from dcgan_tf.model.gan import build_gan
+from dcgan_tf.train import run, run_logs
+from dcgan_tf.train.checkpoints import CheckpointError, TrainingCheckpoint
+from dcgan_tf.utils import signals
 
 STEPS_PER_EPOCH = 64  # 1,024 images, batch 16
 
@@ -255,7 +255,7 @@ def train_tiny(tmp_path, poison, **overrides):
     np.save(tmp_path / "faces.npy", random_images(64, 16))  # 4 steps an epoch
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"), **overrides)
     messages = []
-    gan, _ = training.train(cfg, tmp_path / "run", verbose=0, log=messages.append, extra_callbacks=[poison])
+    gan, _ = run.train(cfg, tmp_path / "run", verbose=0, log=messages.append, extra_callbacks=[poison])
     return gan, messages
 
 
@@ -283,7 +283,7 @@ def test_a_nan_batchnorm_statistic_rolls_back_too(tmp_path):
 @pytest.mark.parametrize("on_nan, expected", [("stop", "NaN/Inf at step 2; stopped"),
                                               ("rollback", "NaN/Inf at step 2; stopped.*already rolled back once")])
 def test_nan_stops_with_the_step(tmp_path, on_nan, expected):
-    with pytest.raises(training.TrainingStopped, match=expected):
+    with pytest.raises(run.TrainingStopped, match=expected):
         train_tiny(tmp_path, PoisonWeights(at=2, repeat=True), epochs=2, on_nan=on_nan)
     assert checkpoint_state(tmp_path / "run") == (0, 0)  # only the untrained state was ever good
 
@@ -315,7 +315,7 @@ def test_too_little_free_space_is_reported_before_writing(tmp_path, monkeypatch)
 def test_same_seed_same_first_epoch_and_samples(tmp_path):
     np.save(tmp_path / "faces.npy", random_images(64, 16))
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"))
-    runs = [training.train(cfg, tmp_path / name, verbose=0, log=lambda m: None) for name in ("a", "b")]
+    runs = [run.train(cfg, tmp_path / name, verbose=0, log=lambda m: None) for name in ("a", "b")]
     (_, first), (_, second) = runs
     assert first.history == second.history
     grids = [tf.io.read_file(str(tmp_path / name / "samples" / "epoch_001.png")).numpy() for name in ("a", "b")]

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import random_images
 from test_train_cli import run_train
 
@@ -56,8 +55,8 @@ def test_resume_refuses_another_preset(one_epoch_run):
 
 def test_loading_a_run_without_the_sampling_generator_is_refused(tmp_path):
     from dcgan_tf.config import preset
-    from dcgan_tf.export import load_generator
-    from dcgan_tf.gan import build_gan
+    from dcgan_tf.model.gan import build_gan
+    from dcgan_tf.serve.export import load_generator
     cfg = preset("tiny")
     gan = build_gan(cfg)
     cfg.save(tmp_path)

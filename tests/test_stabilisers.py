@@ -2,18 +2,16 @@
 
 import math
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import keras
-
-from dcgan_tf import augment, latent, losses, penalties, precision
-from dcgan_tf.config import preset
-from dcgan_tf.gan import build_gan
-from dcgan_tf.models import build_discriminator
-
 from conftest import random_images
+
+from dcgan_tf.config import preset
+from dcgan_tf.model import augment, latent, losses, penalties, precision
+from dcgan_tf.model.gan import build_gan
+from dcgan_tf.model.networks import build_discriminator
 
 REAL, FAKE = tf.constant([2.0, -1.0]), tf.constant([0.5, -3.0])
 
@@ -166,7 +164,7 @@ def test_ema_generator_averages_the_trained_weights_with_a_warm_up():
 
 
 def test_resume_restores_the_ema_generator(tmp_path):
-    from dcgan_tf.checkpoints import TrainingCheckpoint
+    from dcgan_tf.train.checkpoints import TrainingCheckpoint
     cfg = preset("tiny", ema=0.9)
     gan = build_gan(cfg)
     for _ in range(3):
@@ -181,7 +179,7 @@ def test_resume_restores_the_ema_generator(tmp_path):
 
 
 def test_tensorboard_events_hold_the_losses_learning_rates_and_a_sample_grid(tmp_path):
-    from dcgan_tf.training import train
+    from dcgan_tf.train.run import train
     np.save(tmp_path / "faces.npy", random_images(32, 16))
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"), tensorboard=True, ema=0.99)
     train(cfg, tmp_path / "run", verbose=0, log=lambda m: None)

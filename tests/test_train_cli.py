@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT, epochs_logged
 from PIL import Image
 
 import train
-from conftest import ROOT, epochs_logged
 
 
 def run_train(*args, cwd):

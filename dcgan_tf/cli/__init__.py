@@ -1,0 +1,1 @@
+"""The command line: one `dcgan-tf` command with a sub-command per task, and the flags built from Config."""

@@ -1,0 +1,61 @@
+"""Download CelebA's official files, verified, resumable:
+
+  dcgan-tf download celeba                       # into ~/.cache/dcgan_tf/celeba
+  dcgan-tf download celeba --to ~/data/celeba --mirror https://example.org/celeba/
+  python train.py --preset dcgan32 --data celeba
+
+Fetches img_align_celeba.zip (1.3 GiB), list_attr_celeba.txt and list_eval_partition.txt,
+the files (same Google Drive ids, same checksums) that torchvision's and TensorFlow
+Datasets' CelebA loaders use. Each file is written to a hidden partial file that a later
+run resumes (HTTP Range), checked against its size, SHA-256 and MD5, and only then renamed
+into place. Sources are tried in order until one delivers the right bytes: each --mirror
+(a URL under which the files are found by name), Google Drive (following its large-file
+confirmation page; its quota-exceeded and access-denied pages are reported, never saved),
+then --kaggle OWNER/DATASET through the kaggle client when it and its credentials are
+present. CelebA is for non-commercial research only: see its page before downloading.
+"""
+
+import sys
+from pathlib import Path
+
+from dcgan_tf.cli.flags import ArgumentParser
+from dcgan_tf.data.download import (
+    CELEBA,
+    DEFAULT_DIR,
+    DRIVE_URL,
+    DownloadError,
+    KaggleSource,
+    download,
+    google_drive,
+    mirror,
+    say,
+)
+
+
+def main(argv=None):
+    parser = ArgumentParser(prog="dcgan-tf download", description=__doc__)
+    parser.add_argument("dataset", choices=["celeba"], help="the dataset to download")
+    parser.add_argument("--to", type=Path, default=DEFAULT_DIR, metavar="DIR",
+                        help=f"folder for the files (default {DEFAULT_DIR})")
+    parser.add_argument("--mirror", action="append", default=[], metavar="URL",
+                        help="a URL under which the files are found by name; tried before Google Drive (repeatable)")
+    parser.add_argument("--kaggle", metavar="OWNER/DATASET",
+                        help="a Kaggle dataset that holds the files by name; tried last, with the kaggle client")
+    args = parser.parse_args(argv)
+    sources = [mirror(url) for url in args.mirror] + [google_drive(DRIVE_URL)]
+    sources += [KaggleSource(args.kaggle)] if args.kaggle else []
+    try:
+        paths = download(CELEBA, args.to, sources)
+    except DownloadError as error:
+        sys.exit(f"download: error: {error}")
+    except KeyboardInterrupt:
+        say("download: interrupted; run the same command again to resume")
+        sys.exit(130)
+    for path in paths:
+        print(path)
+    flag = "celeba" if args.to.expanduser().resolve() == DEFAULT_DIR.resolve() else args.to / IMAGES
+    say(f"train on it: python train.py --preset dcgan32 --data {flag}")
+
+
+if __name__ == "__main__":
+    main()

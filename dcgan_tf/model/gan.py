@@ -1,0 +1,278 @@
+"""The DCGAN keras.Model: a custom train_step run by model.fit.
+
+It is the keras.io DCGAN's train_step plus what a real run needs:
+- G and D are called with training=True in the step, else BatchNorm runs in inference mode.
+- compile() builds both optimizers, so fit under a tf.distribute strategy, checkpoint
+  restores and .keras loads find every optimizer variable (nothing silently skipped).
+- Losses are per-replica means divided by the replica count before the gradient, which
+  is what the optimizers' cross-replica sum expects.
+- Every random draw of a step (z, DiffAugment, the WGAN-GP mix) comes from a stateless
+  seed of (seed, step, stream): a resumed run continues the same streams. Values are drawn
+  for the global batch and each replica takes its slice (distribute.replica_rows).
+- `step` counts every train_step, also one whose update a mixed_float16 loss scaler
+  skipped, so the next step draws fresh values.
+- The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
+  and exports use; the penalties live in dcgan_tf.penalties.
+- Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
+- A conditional GAN (dcgan_tf.models, Config.condition) trains on (images, attributes)
+  batches: G makes each fake with the attributes of a real image of the batch, so the
+  fakes' attributes follow the data's, and D judges every image with its attributes.
+"""
+
+import contextlib
+import enum
+import functools
+
+import keras
+import tensorflow as tf
+
+from dcgan_tf.config import JIT_MODES, Config
+from dcgan_tf.model import augment, ema, latent, losses, penalties, precision
+from dcgan_tf.model.networks import build_discriminator, build_generator
+from dcgan_tf.train.distribute import replica_rows
+
+
+class Stream(enum.IntEnum):
+    """The independent random streams of one training step."""
+
+    Z_DISCRIMINATOR = 0  # z of the fakes D trains on (and G, when the fake batch is reused)
+    Z_GENERATOR = 1  # z of G's own fakes without reuse_fake, and of the extra n_critic D updates
+    AUGMENT_REAL = 2
+    AUGMENT_FAKE = 3
+    AUGMENT_GENERATOR = 4
+    PENALTY_MIX = 5
+
+
+@keras.saving.register_keras_serializable(package="dcgan_tf")
+class DCGAN(keras.Model):
+    def __init__(self, generator, discriminator, seed=0, ema_decay=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.seed = int(seed)
+        self.ema_decay = float(ema_decay)
+        self.ema_generator = ema.averaged_copy(generator) if self.ema_decay else None
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        # A conditional generator takes [z, attributes] (dcgan_tf.models).
+        self.attribute_count = int(generator.inputs[1].shape[-1]) if len(generator.inputs) == 2 else 0
+        # only_first_replica: every replica adds 1 in step; the value is the same everywhere.
+        self.step = keras.Variable(0, dtype="int64", trainable=False, aggregation="only_first_replica", name="step")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        # Mean D output on real and fake images: a probability (sigmoid) for bce, the raw score otherwise.
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+
+    def build(self, input_shape=None):
+        # G and D are built by their Input layers; this marks the wrapper built so
+        # save_weights, checkpoints and export work before and after fit.
+        self.built = True
+
+    @property
+    def conditional(self):
+        return self.attribute_count > 0
+
+    @property
+    def sampling_generator(self):
+        """The generator for samples, evaluation and export: the EMA copy when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    def call(self, inputs, training=False):
+        """inputs: z, or [z, attributes] for a conditional GAN."""
+        return self.sampling_generator(inputs, training=training)
+
+    def generate(self, n, seed=0, attributes=None):
+        """n uint8 images [n, H, W, 3]; the same seed always gives the same images.
+        A conditional GAN takes their attributes too: one vector for all, or one row per image."""
+        z = latent.sample(n, self.latent_dim, seed)
+        if self.conditional:
+            if attributes is None:
+                raise ValueError(f"a conditional GAN needs the {self.attribute_count} attribute values of its faces")
+            z = [z, tf.broadcast_to(tf.constant(attributes, tf.float32), (n, self.attribute_count))]
+        return latent.to_uint8(self(z)).numpy()
+
+    def compile(self, d_optimizer, g_optimizer, loss_fn="bce", label_smoothing=0.0, reuse_fake=True,
+                diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):
+        super().compile(optimizer=None, **kwargs)
+        if self.generator.dtype_policy.name == "mixed_float16":
+            d_optimizer, g_optimizer = (
+                opt if isinstance(opt, keras.optimizers.LossScaleOptimizer) else keras.optimizers.LossScaleOptimizer(opt)
+                for opt in (d_optimizer, g_optimizer))
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.loss_name = loss_fn
+        self.d_loss_fn, self.g_loss_fn = losses.get(loss_fn)
+        self.label_smoothing = float(label_smoothing)
+        self.reuse_fake = bool(reuse_fake)
+        self.diffaugment = diffaugment
+        self.augmentations = augment.parse(diffaugment)
+        self.gp, self.gp_weight, self.n_critic = gp, float(gp_weight), int(n_critic)
+
+    def set_learning_rates(self, d_lr, g_lr):
+        self.d_optimizer.learning_rate.assign(d_lr)
+        self.g_optimizer.learning_rate.assign(g_lr)
+
+    # --- one training step ---------------------------------------------------------------
+
+    def _seed(self, stream):
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        return tf.random.experimental.stateless_fold_in(seed, int(stream), alg=latent.RANDOM_ALGORITHM)
+
+    def _latent_batch(self, batch_size, stream):
+        return replica_rows(lambda n: tf.random.stateless_normal((n, self.latent_dim), seed=self._seed(stream),
+                                                                 alg=latent.RANDOM_ALGORITHM), batch_size)
+
+    def _augmented(self, images, stream):
+        """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
+        if not self.augmentations:
+            return images
+        return augment.diff_augment(images, self.augmentations, self._seed(stream))
+
+    def _fakes(self, z, attributes):
+        return self.generator(z if attributes is None else [z, attributes], training=True)
+
+    def _d_logits(self, images, attributes=None):
+        return self.discriminator(images if attributes is None else [images, attributes], training=True)
+
+    def _penalty(self, real, fake, attributes):
+        critic = functools.partial(self._d_logits, attributes=attributes)
+        if self.gp == "wgan-gp":
+            mix = replica_rows(lambda n: tf.random.stateless_uniform(
+                [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX), alg=latent.RANDOM_ALGORITHM), tf.shape(real)[0])
+            return self.gp_weight * penalties.wgan_gp(critic, real, fake, mix)
+        return self.gp_weight * penalties.r1(critic, real)
+
+    @staticmethod
+    def _apply(optimizer, tape, loss, variables):
+        grads = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(grads, variables))
+
+    def _discriminator_update(self, real, fake, attributes, replicas):
+        real = self._augmented(real, Stream.AUGMENT_REAL)
+        fake = self._augmented(fake, Stream.AUGMENT_FAKE)
+        with tf.GradientTape() as tape:
+            real_logits = self._d_logits(real, attributes)
+            fake_logits = self._d_logits(fake, attributes)
+            d_loss = self.d_loss_fn(real_logits, fake_logits, self.label_smoothing)
+            if self.gp != "none":
+                d_loss += self._penalty(real, fake, attributes)
+            scaled = self.d_optimizer.scale_loss(d_loss / replicas)
+        self._apply(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
+        return d_loss, real_logits, fake_logits
+
+    def _d_output(self, logits):
+        logits = tf.cast(logits, tf.float32)
+        return tf.reduce_mean(tf.sigmoid(logits) if self.loss_name == "bce" else logits)
+
+    def train_step(self, data):
+        real, attributes = data, None
+        if isinstance(data, (tuple, list)):
+            real, attributes = data[0], (data[1] if self.conditional else None)
+        batch_size = tf.shape(real)[0]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # n_critic > 1 (WGAN-GP): the extra D updates, on this real batch and fresh z, as the
+        # keras.io WGAN-GP example does. Unrolled: a tf.cond around an update breaks
+        # synchronized BatchNorm under tf.distribute.
+        for _ in range(self.n_critic - 1):
+            fake = self._fakes(self._latent_batch(batch_size, Stream.Z_GENERATOR), attributes)
+            self._discriminator_update(real, fake, attributes, replicas)
+        with tf.GradientTape() as g_tape:
+            # With reuse_fake one G forward serves both updates (as the PyTorch DCGAN example does).
+            with contextlib.nullcontext() if self.reuse_fake else g_tape.stop_recording():
+                fake = self._fakes(self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR), attributes)
+            with g_tape.stop_recording():
+                d_loss, real_logits, fake_logits = self._discriminator_update(real, tf.stop_gradient(fake), attributes,
+                                                                              replicas)
+            if not self.reuse_fake:  # G's update on a fresh latent batch (the keras.io example)
+                fake = self._fakes(self._latent_batch(batch_size, Stream.Z_GENERATOR), attributes)
+            g_loss = self.g_loss_fn(self._d_logits(self._augmented(fake, Stream.AUGMENT_GENERATOR), attributes))
+            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+        self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
+        if self.ema_generator is not None:
+            ema.update(self.ema_generator, self.generator, self.ema_decay, self.step)
+        self.step.assign_add(1)
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(self._d_output(real_logits))
+        self.d_fake_tracker.update_state(self._d_output(fake_logits))
+        results = {m.name: m.result() for m in self.metrics}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
+            # which fails on scalars (Keras 3.15): give each value a length-1 axis.
+            results = {name: value[None] for name, value in results.items()}
+        return results
+
+    def step_count(self):
+        """Training steps (batches) done: one G update each; D makes n_critic updates per step."""
+        return int(self.step.numpy())
+
+    # Serialisation: the sub-models in get_config, both optimizers in the compile config,
+    # so a .keras file restores the whole training state, Adam moments and step counts included.
+    def get_config(self):
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "ema_decay": self.ema_decay,
+            "generator": keras.saving.serialize_keras_object(self.generator),
+            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+    def get_compile_config(self):
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "loss_fn": self.loss_name,
+            "label_smoothing": self.label_smoothing,
+            "reuse_fake": self.reuse_fake,
+            "diffaugment": self.diffaugment,
+            "gp": self.gp,
+            "gp_weight": self.gp_weight,
+            "n_critic": self.n_critic,
+        }
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        for key in ("d_optimizer", "g_optimizer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        self.compile(**config)
+
+
+def adam(lr, cfg):
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+
+
+def build_gan(cfg: Config, strategy=None):
+    """Create, compile and build the GAN and both optimizers, inside `strategy.scope()`."""
+    strategy = strategy or tf.distribute.get_strategy()
+    fused = cfg.fused_batchnorm and strategy.num_replicas_in_sync == 1  # the fused kernel cannot sync replicas
+    with strategy.scope(), precision.policy(cfg.mixed_precision):
+        gan = DCGAN(build_generator(cfg, fused_batchnorm=fused), build_discriminator(cfg, fused_batchnorm=fused),
+                    seed=cfg.seed, ema_decay=cfg.ema)
+        gan.build()
+        gan.compile(
+            d_optimizer=adam(cfg.discriminator_lr, cfg),
+            g_optimizer=adam(cfg.lr, cfg),
+            loss_fn=cfg.loss,
+            label_smoothing=cfg.label_smoothing,
+            reuse_fake=cfg.reuse_fake,
+            diffaugment=cfg.diffaugment,
+            gp=cfg.gp,
+            gp_weight=cfg.gp_weight,
+            n_critic=cfg.n_critic,
+            jit_compile=JIT_MODES[cfg.jit_compile],
+            steps_per_execution=cfg.steps_per_execution,
+        )
+    return gan

@@ -1,0 +1,1 @@
+"""Trained models in use: the one loader, SavedModel export and its checks, and making faces."""

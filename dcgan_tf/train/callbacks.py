@@ -1,0 +1,229 @@
+"""Keras callbacks of a training run: sample grids, loss curves, evaluation, checkpoints, stop signals."""
+
+import csv
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from dcgan_tf.edit import conditioning
+from dcgan_tf.model import latent
+from dcgan_tf.train import plots
+from dcgan_tf.utils import signals
+from dcgan_tf.utils.images import save_grid
+
+LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+def finite(logs):
+    return all(math.isfinite(float(logs[k])) for k in LOSS_KEYS if k in (logs or {}))
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stops training at the first step whose losses are NaN or Inf, or at the end of an epoch
+    whose weights are (BatchNorm statistics can go bad with no loss showing it); `problem`
+    then says what happened, and Checkpoint saves nothing.
+
+    The logged values are running epoch means, so one bad step makes them non-finite.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.problem = None
+
+    def _stop(self, problem):
+        self.problem = problem
+        self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not finite(logs):
+            self._stop(f"a loss became NaN/Inf at step {self.model.step_count()}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.problem is None:
+            bad = [w.path for w in self.model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
+            if bad:
+                self._stop(f"weights became NaN/Inf by step {self.model.step_count()} ({', '.join(bad[:3])})")
+
+
+def generator_inputs(count, latent_dim, seed, attributes=None):
+    """`count` latent vectors, joined to rows of attribute values for a conditional model
+    (dcgan_tf.conditioning; the rows repeat when there are fewer than count)."""
+    z = latent.sample(count, latent_dim, seed).numpy()
+    if attributes is None:
+        return z
+    return conditioning.join_rows(z, np.resize(attributes, (count, attributes.shape[1])))
+
+
+class StopSignals(keras.callbacks.Callback):
+    """Ctrl-C or SIGTERM that library code swallowed is raised again after the step (see
+    signals.raise_if_stopped), so the run still saves and stops instead of training on."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        signals.raise_if_stopped()
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Each epoch, the generator's images for one fixed latent batch (with fixed attributes for
+    a conditional model): samples/epoch_NNN.png (and an image summary when tensorboard_dir is given)."""
+
+    def __init__(self, directory, count, latent_dim, seed, tensorboard_dir=None, attributes=None):
+        super().__init__()
+        self.directory = Path(directory)
+        rows = generator_inputs(count, latent_dim, seed, attributes)
+        self.inputs = rows if attributes is None else conditioning.split_rows(rows, latent_dim)  # the model's inputs
+        self.writer = None
+        if tensorboard_dir is not None:
+            import tensorflow as tf
+            self.writer = tf.summary.create_file_writer(str(Path(tensorboard_dir) / "samples"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not finite(logs):
+            return
+        images = latent.to_uint8(self.model.sampling_generator(self.inputs, training=False)).numpy()
+        path = save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
+        if self.writer is not None:
+            import tensorflow as tf
+            from PIL import Image
+            with self.writer.as_default():
+                tf.summary.image("samples", np.asarray(Image.open(path))[None], step=epoch + 1)
+            self.writer.flush()
+
+
+class LearningRates(keras.callbacks.Callback):
+    """Adds both optimizers' learning rates to the epoch logs (for TensorBoard and history.csv)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["d_lr"] = float(self.model.d_optimizer.learning_rate)
+            logs["g_lr"] = float(self.model.g_optimizer.learning_rate)
+
+
+class LossCurves(keras.callbacks.Callback):
+    """Per-step losses and D outputs in steps.csv, plotted to losses.png each epoch.
+
+    Keras logs running epoch means; the value of the steps since the previous batch
+    callback is recovered from two consecutive means (this also covers
+    steps_per_execution > 1, where batch callbacks fire every N steps).
+    """
+
+    def __init__(self, run_dir, loss="bce"):
+        super().__init__()
+        self.loss = loss
+        self.csv_path = Path(run_dir) / "steps.csv"
+        self.plot_path = Path(run_dir) / "losses.png"
+        self.rows, self.step = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.step_count()
+
+    def on_train_batch_end(self, batch, logs=None):
+        means = np.array([float(logs[k]) for k in LOSS_KEYS])
+        count = batch + 1
+        previous = self.means if self.means is not None else np.zeros_like(means)
+        values = (means * count - previous * self.seen) / (count - self.seen)
+        self.seen, self.means = count, means
+        self.step = self.model.step_count()
+        self.rows.append([self.step, self.epoch, *values])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.flush()
+        plots.plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"), self.loss)
+
+    def _catch_up(self):
+        """Record the steps trained since the last batch callback, from the metrics' running means:
+        Ctrl-C or SIGTERM lands when a step returns to Python, before that step's callbacks."""
+        missed = self.model.step_count() - self.step if self.step is not None else 0
+        if missed > 0:
+            self.on_train_batch_end(self.seen + missed - 1, {m.name: m.result() for m in self.model.metrics})
+
+    def flush(self):
+        """Append the rows not yet written (also called when training is interrupted)."""
+        self._catch_up()
+        new_file = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="") as f:
+            writer = csv.writer(f)
+            if new_file:
+                writer.writerow(["step", "epoch", *LOSS_KEYS])
+            writer.writerows(self.rows)
+        self.rows = []
+
+
+class EpochHistory(keras.callbacks.CSVLogger):
+    """history.csv: one row of epoch means per epoch, numbered from 1 like the samples and checkpoints.
+
+    Keras' CSVLogger adds empty val_* columns when there is no validation data; the columns
+    here are the logged metrics only, plus `extra_keys` logged on some epochs only (fid, kid).
+    """
+
+    def __init__(self, filename, append=False, extra_keys=()):
+        super().__init__(filename, append=append)
+        self.extra_keys = set(extra_keys)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.keys = self._existing_columns()  # rows appended to a resumed run keep its columns
+
+    def _existing_columns(self):
+        path = Path(self.filename)
+        if not self.append or not path.is_file():
+            return None
+        with path.open(newline="") as f:
+            header = next(csv.reader(f), None)
+        return header[1:] if header else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.keys is None:
+            self.keys = sorted(set(logs or {}) | self.extra_keys)
+        super().on_epoch_end(epoch + 1, logs)
+
+
+class Evaluation(keras.callbacks.Callback):
+    """Every `every` epochs, FID and KID of the faces of one fixed latent batch against
+    `real_images` (added to the epoch's logs: history.csv and the plot); calls
+    on_best(epoch, fid) when the FID improves. With `floor_images` (as many training images,
+    when real_images are held out) it also logs fid_floor, the real-vs-real FID at that n.
+    A conditional model makes its faces with `attributes`, the real images' own, so both
+    sets have the same mix."""
+
+    def __init__(self, real_images, every, latent_dim, seed, on_best, best_fid=math.inf, floor_images=None,
+                 attributes=None):
+        super().__init__()
+        self.real_images, self.every, self.on_best, self.best_fid = real_images, every, on_best, best_fid
+        self.floor_images = floor_images
+        self.inputs = generator_inputs(len(real_images), latent_dim, seed, attributes)
+        self.real_features, self.floor = None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every or not finite(logs):
+            return
+        from dcgan_tf.metrics import evaluate, fid, inception
+        from dcgan_tf.serve.generation import FaceGenerator
+        if self.real_features is None:
+            self.real_features = inception.features(self.real_images)
+            if self.floor_images is not None:
+                self.floor = fid.fid(inception.features(self.floor_images), self.real_features)
+        fakes = FaceGenerator.from_keras(self.model.sampling_generator).batches(self.inputs, batch_size=100)
+        scores = evaluate.score(self.real_features, fakes)
+        logs["fid"], logs["kid"] = scores["fid"], scores["kid"]
+        if self.floor is not None:
+            logs["fid_floor"] = self.floor
+        if logs["fid"] < self.best_fid:
+            self.best_fid = logs["fid"]
+            self.on_best(epoch + 1, logs["fid"])
+
+
+class SaveCheckpoint(keras.callbacks.Callback):
+    """Saves a TrainingCheckpoint at the end of every epoch the NanGuard found sound."""
+
+    def __init__(self, training_checkpoint, completed_epochs, guard):
+        super().__init__()
+        self.training_checkpoint = training_checkpoint
+        self.completed_epochs = completed_epochs
+        self.guard = guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.problem is None:
+            self.training_checkpoint.save(epoch + 1)
+            self.completed_epochs = epoch + 1

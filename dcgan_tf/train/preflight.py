@@ -1,0 +1,91 @@
+"""Checks made before a training run writes anything.
+
+Whatever can be known to fail is checked here, before the run directory gets its first
+file, so a failed start leaves nothing that would refuse the corrected rerun ("already
+holds a training run"), and nothing fails only after hours of training (an unwritable
+export folder, missing FID weights). Each failure is one line naming the problem and the fix.
+"""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from dcgan_tf.config import CONFIG_FILE
+from dcgan_tf.model import augment
+from dcgan_tf.model.networks import sizes, training_bytes
+from dcgan_tf.train.checkpoints import SPACE_MARGIN, has_checkpoint, readable_checkpoint
+from dcgan_tf.utils import memory
+from dcgan_tf.utils.files import check_writable
+
+# What a run directory holds (see dcgan_tf.training): a fresh run never writes over any of it,
+# except the two files a start writes before its first checkpoint, from the flags and the data
+# alone: a start stopped there (killed while building the model) trained nothing to keep.
+RUN_FILES = (CONFIG_FILE, "real_batch.png", "history.csv", "steps.csv", "losses.png", "samples", "checkpoints",
+             "best", "tensorboard")
+START_FILES = (CONFIG_FILE, "real_batch.png")
+
+
+def check_run(cfg, run_dir, resume, export_dir=None):
+    """Before the data is read: the run directory, the export folder, the optional extras
+    and whether training fits in memory and on disk."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, resume)
+    check_writable(run_dir, "--out")
+    if export_dir is not None:
+        from dcgan_tf.serve.export import check_replaceable
+        check_writable(Path(export_dir).parent, "--export-dir")
+        check_replaceable(Path(export_dir))
+    check_extras(cfg)
+    check_memory(cfg)
+    check_disk(cfg, run_dir)
+
+
+def check_data(cfg, images):
+    """Once the data is read (and holds memory): a full batch, and training still fits."""
+    from dcgan_tf.data.pipeline import check_batch_size
+    check_batch_size(len(images), cfg.batch_size)
+    check_memory(cfg)
+
+
+def check_run_dir(run_dir, resume):
+    """--resume needs a readable checkpoint; a fresh run needs a folder with no run in it."""
+    if resume:
+        readable_checkpoint(run_dir, log=lambda message: None)  # FileNotFoundError saying why there is none
+        return
+    if has_checkpoint(run_dir):
+        raise FileExistsError(f"{run_dir} already holds a training run: pass --resume to continue it, "
+                              "or choose another --out")
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if set(found) - set(START_FILES):
+        raise FileExistsError(f"{run_dir} holds files of an earlier run ({', '.join(found)}) but no checkpoint "
+                              "to resume: choose another --out, or delete that folder to start again")
+
+
+def check_extras(cfg):
+    augment.parse(cfg.diffaugment)
+    if cfg.eval_every:
+        from dcgan_tf.metrics.inception import (
+            WeightsError,
+            default_weights_path,
+            verify,
+        )
+        try:
+            verify(default_weights_path())
+        except WeightsError as error:
+            raise ValueError(f"--eval-every: {error}") from None
+    if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("--tensorboard needs TensorBoard: pip install tensorboard")
+
+
+def check_memory(cfg):
+    memory.check(training_bytes(cfg), f"training {cfg.preset} at {cfg.image_size}x{cfg.image_size}, "
+                 f"batch {cfg.batch_size}", "lower --image-size or --batch-size")
+
+
+def check_disk(cfg, run_dir):
+    """Room for a checkpoint: weights, both optimizers' two moments, the EMA (4 bytes each)."""
+    needed = SPACE_MARGIN * 4 * 4 * sizes(cfg)[0]
+    free = shutil.disk_usage(run_dir).free
+    if free < needed:
+        raise ValueError(f"only {free / 2**20:.1f} MiB free in {run_dir}, a checkpoint needs about "
+                         f"{needed / 2**20:.1f} MiB: free some space or choose another --out")

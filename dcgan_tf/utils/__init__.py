@@ -1,0 +1,1 @@
+"""Small pieces every part uses: atomic files, memory checks, stop signals, batches, image grids."""
