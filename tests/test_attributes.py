@@ -216,7 +216,7 @@ def test_directions_of_another_generator_are_refused(edit_model, tmp_path):
     assert "was fit on another generator" in exit_info.value.code
     with pytest.raises(SystemExit) as exit_info:
         generate.main([str(other), "edit", "--attr", "Smiling", "--out", str(tmp_path / "edit.png")])
-    assert "no attribute directions at" in exit_info.value.code and "dcgan_tf.attributes directions" in exit_info.value.code
+    assert "no attribute directions at" in exit_info.value.code and "dcgan-tf attributes directions" in exit_info.value.code
     assert not (tmp_path / "edit.png").exists()
 
 
