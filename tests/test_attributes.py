@@ -8,7 +8,7 @@ import pytest
 from conftest import random_images
 from PIL import Image
 
-import generate
+from dcgan_tf.cli import generate
 from dcgan_tf.cli import attributes
 from dcgan_tf.config import preset
 from dcgan_tf.data.sources import load_images

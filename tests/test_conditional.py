@@ -10,8 +10,8 @@ import tensorflow as tf
 from conftest import random_images
 from PIL import Image
 
-import generate
-import train as train_cli
+from dcgan_tf.cli import generate
+from dcgan_tf.cli import train as train_cli
 from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.cli import explore as explore_cli
 from dcgan_tf.config import preset

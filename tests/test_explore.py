@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT
 from PIL import Image
 
-import generate
+from dcgan_tf.cli import generate
 from dcgan_tf.explore.server import Explorer, running
 from dcgan_tf.model import latent
 from dcgan_tf.serve.export import load_directions

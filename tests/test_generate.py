@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import ROOT, random_images
 from PIL import Image
 
-import generate
+from dcgan_tf.cli import generate
 from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.config import preset
 from dcgan_tf.model import latent, precision

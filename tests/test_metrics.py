@@ -136,7 +136,7 @@ def test_a_folder_of_images_is_scored_batch_by_batch(tmp_path, monkeypatch):
         def result(self):
             return 0.5
     monkeypatch.setattr(inception, "features", fake_features)
-    monkeypatch.setattr(metrics, "FaceRate", FaceRate)
+    monkeypatch.setattr(fid, "FaceRate", FaceRate)
     folder = tmp_path / "fake"
     folder.mkdir()
     for i, image in enumerate(random_images(10, 16)):

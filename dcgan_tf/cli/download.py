@@ -19,42 +19,32 @@ import sys
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
-from dcgan_tf.data.download import (
-    CELEBA,
-    DEFAULT_DIR,
-    DRIVE_URL,
-    DownloadError,
-    KaggleSource,
-    download,
-    google_drive,
-    mirror,
-    say,
-)
+from dcgan_tf.data import download
 
 
 def main(argv=None):
     parser = ArgumentParser(prog="dcgan-tf download", description=__doc__)
     parser.add_argument("dataset", choices=["celeba"], help="the dataset to download")
-    parser.add_argument("--to", type=Path, default=DEFAULT_DIR, metavar="DIR",
-                        help=f"folder for the files (default {DEFAULT_DIR})")
+    parser.add_argument("--to", type=Path, default=download.DEFAULT_DIR, metavar="DIR",
+                        help=f"folder for the files (default {download.DEFAULT_DIR})")
     parser.add_argument("--mirror", action="append", default=[], metavar="URL",
                         help="a URL under which the files are found by name; tried before Google Drive (repeatable)")
     parser.add_argument("--kaggle", metavar="OWNER/DATASET",
                         help="a Kaggle dataset that holds the files by name; tried last, with the kaggle client")
     args = parser.parse_args(argv)
-    sources = [mirror(url) for url in args.mirror] + [google_drive(DRIVE_URL)]
-    sources += [KaggleSource(args.kaggle)] if args.kaggle else []
+    sources = [download.mirror(url) for url in args.mirror] + [download.google_drive(download.DRIVE_URL)]
+    sources += [download.KaggleSource(args.kaggle)] if args.kaggle else []
     try:
-        paths = download(CELEBA, args.to, sources)
-    except DownloadError as error:
+        paths = download.download(download.CELEBA, args.to, sources)
+    except download.DownloadError as error:
         sys.exit(f"download: error: {error}")
     except KeyboardInterrupt:
-        say("download: interrupted; run the same command again to resume")
+        download.say("download: interrupted; run the same command again to resume")
         sys.exit(130)
     for path in paths:
         print(path)
-    flag = "celeba" if args.to.expanduser().resolve() == DEFAULT_DIR.resolve() else args.to / IMAGES
-    say(f"train on it: python train.py --preset dcgan32 --data {flag}")
+    flag = "celeba" if args.to.expanduser().resolve() == download.DEFAULT_DIR.resolve() else args.to / download.IMAGES
+    download.say(f"train on it: python train.py --preset dcgan32 --data {flag}")
 
 
 if __name__ == "__main__":
