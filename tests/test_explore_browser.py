@@ -75,18 +75,24 @@ def move(browser, selector, fraction):
     return shown(browser, "#current"), browser.evaluate(f"document.querySelector({json.dumps(selector)}).value")
 
 
+def same_face(grid_face, single_face):
+    """A face of a 16-face page against the same face made alone: the CPU's convolution kernels
+    differ by batch size, so a value may round to the next level of 255 (seen: 1 of 768)."""
+    np.testing.assert_allclose(grid_face.astype(int), single_face.astype(int), rtol=0, atol=1)
+
+
 def test_the_page_in_a_browser(server, browser, tmp_path, pytestconfig):
     downloads = tmp_path / "downloads"
     browser.send("Browser.setDownloadBehavior", behavior="allow", downloadPath=str(downloads))
     browser.page("Page.navigate", url=server.url)
     browser.wait_for(grid_ready(0))
     assert browser.evaluate("document.querySelectorAll('#grid img').length") == 16
-    np.testing.assert_array_equal(shown(browser, "#grid figure:nth-child(4) img"), api_face(server, "seed=3"))
+    same_face(shown(browser, "#grid figure:nth-child(4) img"), api_face(server, "seed=3"))
 
     browser.click("#next")  # next page and back
     browser.wait_for(grid_ready(16))
     assert browser.evaluate("document.getElementById('range').textContent") == "seeds 16-31"
-    np.testing.assert_array_equal(shown(browser, "#grid figure img"), api_face(server, "seed=16"))
+    same_face(shown(browser, "#grid figure img"), api_face(server, "seed=16"))
     browser.click("#prev")
     browser.wait_for(grid_ready(0))
 
