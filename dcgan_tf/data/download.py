@@ -1,18 +1,5 @@
-"""Download CelebA's official files, verified, resumable:
-
-  dcgan-tf download celeba                       # into ~/.cache/dcgan_tf/celeba
-  dcgan-tf download celeba --to ~/data/celeba --mirror https://example.org/celeba/
-  python train.py --preset dcgan32 --data celeba
-
-Fetches img_align_celeba.zip (1.3 GiB), list_attr_celeba.txt and list_eval_partition.txt,
-the files (same Google Drive ids, same checksums) that torchvision's and TensorFlow
-Datasets' CelebA loaders use. Each file is written to a hidden partial file that a later
-run resumes (HTTP Range), checked against its size, SHA-256 and MD5, and only then renamed
-into place. Sources are tried in order until one delivers the right bytes: each --mirror
-(a URL under which the files are found by name), Google Drive (following its large-file
-confirmation page; its quota-exceeded and access-denied pages are reported, never saved),
-then --kaggle OWNER/DATASET through the kaggle client when it and its credentials are
-present. CelebA is for non-commercial research only: see its page before downloading.
+"""Downloading CelebA's official files, verified and resumable
+(the dcgan-tf download command is dcgan_tf/cli/download.py).
 """
 
 import hashlib

@@ -1,22 +1,5 @@
-"""The face explorer: a page in your browser to go through faces by seed, walk between two,
-turn attribute dials and save a face with the generate.py command that makes it again.
-
-  dcgan-tf explore saved_models/NAME               serves http://127.0.0.1:8470/
-  dcgan-tf explore runs/NAME --port 9000 --open    and opens it in a browser
-
-MODEL is what generate.py takes: a run directory, a checkpoint, an export directory, a
-SavedModel or a .keras file. A directions.npz beside it (attribute name -> latent direction)
-gives the page one dial per attribute. The page is plain HTML, CSS and JavaScript shipped in
-dcgan_tf/explore_static/; it loads nothing from anywhere else.
-
-The API answers GET requests whose values are all query parameters; every answer is made in
-memory (no request names, reads or writes a file) and a bad value gets 400 and one line:
-  /api/model                        latent size, image size, attribute names and the limits
-  /api/page?start=S&count=N         the faces of seeds S..S+N-1, as base64 PNGs in JSON
-  /api/face.png?seed=A              one face; with &to=B&step=K&steps=N, frame K of the walk A -> B
-  /api/save?seed=A...               that face as PNG and .npy (base64) and the generate.py command
-Each takes &truncation=PSI and &dials=Smiling:1.5,Male:-1 too. Faces are made one request at a
-time; a few more requests wait their turn and any beyond those get 503.
+"""The face explorer's HTTP server and API over a trained generator
+(the dcgan-tf explore command is dcgan_tf/cli/explore.py).
 """
 
 import base64

