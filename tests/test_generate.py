@@ -384,7 +384,9 @@ def test_an_export_that_does_not_make_the_generators_faces_is_not_written(export
     assert list(tmp_path.iterdir()) == []
 
 
-SHIPPED = sorted(card.parent for card in (ROOT / "saved_models").glob("*/MODEL_CARD.md"))
+# The shipped generators; saved_models/ also holds the attribute classifier, which makes no faces.
+SHIPPED = sorted(card.parent for card in (ROOT / "saved_models").glob("*/MODEL_CARD.md")
+                 if (card.parent / "generator.keras").exists())
 
 
 @pytest.mark.parametrize("model", SHIPPED, ids=[path.name for path in SHIPPED])
