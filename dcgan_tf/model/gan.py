@@ -254,6 +254,22 @@ class DCGAN(keras.Model):
             values = {name: value[None] for name, value in values.items()}
         return values
 
+    def make_train_function(self, force=False):
+        """fit's train function, keeping the logs of its latest call in latest_logs (tensors:
+        nothing is read back), so the step that Ctrl-C interrupts before its callbacks still
+        reaches steps.csv (callbacks.LossCurves)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force)
+        train_function = self.train_function
+
+        def keeping_logs(iterator):
+            self.latest_logs = train_function(iterator)
+            return self.latest_logs
+
+        self.train_function = keeping_logs
+        return keeping_logs
+
     def step_count(self):
         """Training steps (batches) done: one G update each; D makes n_critic updates per step."""
         return int(self.step.numpy())
