@@ -128,20 +128,28 @@ def test_a_mixed_precision_gan_leaves_models_built_after_it_in_float32():
     assert keras.layers.Conv2D(1, 3).compute_dtype == "float32"
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_first_steps_match_float32(policy):
+@pytest.mark.parametrize("policy, tolerance", [("mixed_bfloat16", 0.5), ("mixed_float16", 0.3)])
+def test_mixed_precision_first_steps_move_both_networks_as_float32_does(policy, tolerance):
+    """The run's own GAN (Adam, and a LossScaleOptimizer under mixed_float16) trained 3 steps:
+    each network's weights move as they do in float32, so an update lost to the loss scaler
+    (or never applied) fails."""
     cfg = preset("tiny", d_dropout=0.0)
     batch = next(iter(real_batches(cfg)))
-    runs = {}
+    moves = {}
     for name in ("float32", policy):
         gan = build_gan(cfg.replace(mixed_precision=name))
-        runs[name] = [gan.train_on_batch(batch, return_dict=True) for _ in range(3)]
+        networks = (gan.generator, gan.discriminator)
+        before = [snapshot(network) for network in networks]
+        losses = [gan.train_on_batch(batch, return_dict=True) for _ in range(3)]
+        assert all(math.isfinite(value) for logs in losses for value in logs.values())
+        moves[name] = [np.concatenate([(w.numpy() - b).ravel() for w, b in zip(network.trainable_weights, old)])
+                       for network, old in zip(networks, before)]
     if policy == "mixed_float16":
         assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert gan.generator.layers[0].compute_dtype == policy.removeprefix("mixed_")
-    for reference, mixed in zip(runs["float32"], runs[policy]):
-        for key in ("d_loss", "g_loss"):
-            assert math.isfinite(mixed[key]) and mixed[key] == pytest.approx(reference[key], abs=0.03)
+    for reference, mixed in zip(moves["float32"], moves[policy]):
+        assert np.linalg.norm(reference) > 0
+        assert np.linalg.norm(mixed - reference) < tolerance * np.linalg.norm(reference)
 
 
 def logged_steps(cfg, directory, monkeypatch):
