@@ -54,7 +54,7 @@ def swallow_a_sigterm(step):
     wrapped in an ImportError inside an import is ignored by importers of optional modules)."""
     return f"""
 import os, signal, time
-from dcgan_tf import callbacks
+from dcgan_tf.train import callbacks
 record = callbacks.LossCurves.on_train_batch_end
 def swallowing(self, batch, logs=None):
     record(self, batch, logs)

@@ -11,7 +11,7 @@ import tensorflow as tf
 from conftest import ROOT, epochs_logged
 from PIL import Image
 
-import train
+from dcgan_tf.cli import train
 
 
 def run_train(*args, cwd):
