@@ -52,17 +52,6 @@ def test_another_image_size_builds_that_size():
     assert build_discriminator(preset("dcgan32", image_size=64)).output_shape == (None, 1)
 
 
-def test_generator_output_in_tanh_range():
-    cfg = preset("tiny")
-    generator = build_generator(cfg)
-    for w in generator.weights:  # large weights drive tanh into saturation
-        if "kernel" in w.path:
-            w.assign(w * 100)
-    images = generator(np.random.default_rng(0).normal(size=(8, cfg.latent_dim)), training=True).numpy()
-    assert images.min() >= -1 and images.max() <= 1
-    assert images.min() < -0.99 and images.max() > 0.99
-
-
 def test_fused_batchnorm_matches_the_keras_layer():
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(2.0, 3.0, (8, 6, 6, 5)), tf.float32)

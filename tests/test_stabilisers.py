@@ -197,3 +197,29 @@ def test_spectral_norm_keeps_the_logit_float32_under_mixed_float16():
         discriminator = build_discriminator(preset("tiny", spectral_norm=True, mixed_precision="mixed_float16"))
     logits = discriminator(tf.zeros([2, 16, 16, 3]), training=True)
     assert logits.dtype == tf.float32
+
+
+@pytest.mark.parametrize("reuse_fake", [True, False])
+def test_every_update_of_a_step_draws_its_own_z_augmentation_and_penalty_mix(monkeypatch, reuse_fake):
+    """n_critic=2: each D update and G's own update (without reuse_fake) take fresh random values."""
+    gan = build_gan(preset("tiny", loss="wgan", gp="wgan-gp", n_critic=2, d_norm="layer",
+                           diffaugment="translation", reuse_fake=reuse_fake))
+    drawn = {"z": [], "augment": [], "mix": []}
+    call = keras.Layer.__call__
+
+    def recording_call(layer, inputs, *args, **kwargs):
+        if layer is gan.generator:
+            drawn["z"].append(np.asarray(inputs).tobytes())
+        return call(layer, inputs, *args, **kwargs)
+
+    diff_augment, wgan_gp = augment.diff_augment, penalties.wgan_gp
+    monkeypatch.setattr(keras.Layer, "__call__", recording_call)
+    monkeypatch.setattr(augment, "diff_augment", lambda x, names, seed: (
+        drawn["augment"].append(np.asarray(seed).tobytes()), diff_augment(x, names, seed))[1])
+    monkeypatch.setattr(penalties, "wgan_gp", lambda critic, real, fake, mix: (
+        drawn["mix"].append(np.asarray(mix).tobytes()), wgan_gp(critic, real, fake, mix))[1])
+    gan.train_step(batch(preset("tiny")))
+    assert len(drawn["z"]) == 2 + (not reuse_fake)  # one G forward per D update, one more for G's own
+    assert len(drawn["augment"]) == 2 * 2 + 1 and len(drawn["mix"]) == 2  # real and fake per D update, G's
+    for name, values in drawn.items():
+        assert len(set(values)) == len(values), f"two updates of one step share their {name}"

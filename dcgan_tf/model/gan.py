@@ -6,9 +6,12 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
   restores and .keras loads find every optimizer variable (nothing silently skipped).
 - Losses are per-replica means divided by the replica count before the gradient, which
   is what the optimizers' cross-replica sum expects.
-- Every random draw of a step (z, DiffAugment, the WGAN-GP mix) comes from a stateless
-  seed of (seed, step, stream): a resumed run continues the same streams. Values are drawn
-  for the global batch and each replica takes its slice (distribute.replica_rows).
+- train_step reads top to bottom: every random value of the step first (z, DiffAugment's
+  seeds, the WGAN-GP mix; each D update and G's update its own, from a stateless seed of
+  (seed, step, stream, update), so a resumed run continues the same streams), then the
+  n_critic D updates, then G's update, each with its own tape. Values are drawn for the
+  global batch and each replica takes its slice (distribute.replica_rows).
+- train_step returns the step's own losses and D outputs; the trackers hold the epoch means.
 - `step` counts every train_step, also one whose update a mixed_float16 loss scaler
   skipped, so the next step draws fresh values.
 - The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
@@ -19,9 +22,9 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
   fakes' attributes follow the data's, and D judges every image with its attributes.
 """
 
-import contextlib
 import enum
 import functools
+import typing
 
 import keras
 import tensorflow as tf
@@ -33,14 +36,30 @@ from dcgan_tf.train.distribute import replica_rows
 
 
 class Stream(enum.IntEnum):
-    """The independent random streams of one training step."""
+    """The independent random streams of one update of a training step (see DCGAN._seed)."""
 
     Z_DISCRIMINATOR = 0  # z of the fakes D trains on (and G, when the fake batch is reused)
-    Z_GENERATOR = 1  # z of G's own fakes without reuse_fake, and of the extra n_critic D updates
+    Z_GENERATOR = 1  # z of G's own fakes without reuse_fake
     AUGMENT_REAL = 2
     AUGMENT_FAKE = 3
     AUGMENT_GENERATOR = 4
     PENALTY_MIX = 5
+
+
+class DiscriminatorDraws(typing.NamedTuple):
+    """The random values of one D update: z of its fakes, DiffAugment's seeds, the WGAN-GP mix."""
+
+    z: tf.Tensor
+    augment_real: tf.Tensor
+    augment_fake: tf.Tensor
+    mix: tf.Tensor  # [batch, 1, 1, 1] in [0, 1]
+
+
+class GeneratorDraws(typing.NamedTuple):
+    """The random values of G's update: z of its own fakes (unused with reuse_fake), DiffAugment's seed."""
+
+    z: tf.Tensor
+    augment: tf.Tensor
 
 
 @keras.saving.register_keras_serializable(package="dcgan_tf")
@@ -119,51 +138,83 @@ class DCGAN(keras.Model):
 
     # --- one training step ---------------------------------------------------------------
 
-    def _seed(self, stream):
+    def _seed(self, stream, update=0):
+        """The seed of one stream of one update: D update k of a step draws from its own block of
+        streams, so update 0 and G's update keep the values of a one-critic step."""
         seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
-        return tf.random.experimental.stateless_fold_in(seed, int(stream), alg=latent.RANDOM_ALGORITHM)
+        return tf.random.experimental.stateless_fold_in(seed, int(stream) + len(Stream) * update,
+                                                        alg=latent.RANDOM_ALGORITHM)
 
-    def _latent_batch(self, batch_size, stream):
-        return replica_rows(lambda n: tf.random.stateless_normal((n, self.latent_dim), seed=self._seed(stream),
-                                                                 alg=latent.RANDOM_ALGORITHM), batch_size)
+    def _latent_batch(self, batch_size, stream, update=0):
+        return replica_rows(lambda n: tf.random.stateless_normal(
+            (n, self.latent_dim), seed=self._seed(stream, update), alg=latent.RANDOM_ALGORITHM), batch_size)
 
-    def _augmented(self, images, stream):
+    def _d_draws(self, batch_size, update):
+        mix = replica_rows(lambda n: tf.random.stateless_uniform(
+            [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX, update), alg=latent.RANDOM_ALGORITHM), batch_size)
+        return DiscriminatorDraws(z=self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR, update),
+                                  augment_real=self._seed(Stream.AUGMENT_REAL, update),
+                                  augment_fake=self._seed(Stream.AUGMENT_FAKE, update), mix=mix)
+
+    def _g_draws(self, batch_size):
+        return GeneratorDraws(z=self._latent_batch(batch_size, Stream.Z_GENERATOR),
+                              augment=self._seed(Stream.AUGMENT_GENERATOR))
+
+    def _augmented(self, images, seed):
         """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
         if not self.augmentations:
             return images
-        return augment.diff_augment(images, self.augmentations, self._seed(stream))
+        return augment.diff_augment(images, self.augmentations, seed)
 
     def _fakes(self, z, attributes):
         return self.generator(z if attributes is None else [z, attributes], training=True)
 
+    def _g_forward(self, z, attributes):
+        """G's fakes and the tape that recorded them, through which G's update differentiates."""
+        with tf.GradientTape() as tape:
+            fake = self._fakes(z, attributes)
+        return fake, tape
+
     def _d_logits(self, images, attributes=None):
         return self.discriminator(images if attributes is None else [images, attributes], training=True)
 
-    def _penalty(self, real, fake, attributes):
+    def _penalty(self, real, fake, attributes, mix):
         critic = functools.partial(self._d_logits, attributes=attributes)
         if self.gp == "wgan-gp":
-            mix = replica_rows(lambda n: tf.random.stateless_uniform(
-                [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX), alg=latent.RANDOM_ALGORITHM), tf.shape(real)[0])
             return self.gp_weight * penalties.wgan_gp(critic, real, fake, mix)
         return self.gp_weight * penalties.r1(critic, real)
 
     @staticmethod
-    def _apply(optimizer, tape, loss, variables):
-        grads = tape.gradient(loss, variables)
+    def _apply(optimizer, tape, target, variables, output_gradients=None):
+        grads = tape.gradient(target, variables, output_gradients=output_gradients)
         optimizer.apply_gradients(zip(grads, variables))
 
-    def _discriminator_update(self, real, fake, attributes, replicas):
-        real = self._augmented(real, Stream.AUGMENT_REAL)
-        fake = self._augmented(fake, Stream.AUGMENT_FAKE)
+    def _d_update(self, real, fake, attributes, draws):
+        """One D update on real and fake images (the fakes are constants here); returns its loss and logits."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        real = self._augmented(real, draws.augment_real)
+        fake = self._augmented(fake, draws.augment_fake)
         with tf.GradientTape() as tape:
             real_logits = self._d_logits(real, attributes)
             fake_logits = self._d_logits(fake, attributes)
             d_loss = self.d_loss_fn(real_logits, fake_logits, self.label_smoothing)
             if self.gp != "none":
-                d_loss += self._penalty(real, fake, attributes)
+                d_loss += self._penalty(real, fake, attributes, draws.mix)
             scaled = self.d_optimizer.scale_loss(d_loss / replicas)
         self._apply(self.d_optimizer, tape, scaled, self.discriminator.trainable_variables)
         return d_loss, real_logits, fake_logits
+
+    def _g_update(self, fake, g_forward, attributes, draws):
+        """One G update: D's judgement of `fake` differentiated back to the fakes, then through
+        the G forward pass that g_forward recorded (chain rule); returns G's loss."""
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as tape:
+            tape.watch(fake)
+            g_loss = self.g_loss_fn(self._d_logits(self._augmented(fake, draws.augment), attributes))
+            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
+        self._apply(self.g_optimizer, g_forward, fake, self.generator.trainable_variables,
+                    output_gradients=tape.gradient(scaled, fake))
+        return g_loss
 
     def _d_output(self, logits):
         logits = tf.cast(logits, tf.float32)
@@ -174,39 +225,50 @@ class DCGAN(keras.Model):
         if isinstance(data, (tuple, list)):
             real, attributes = data[0], (data[1] if self.conditional else None)
         batch_size = tf.shape(real)[0]
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        # n_critic > 1 (WGAN-GP): the extra D updates, on this real batch and fresh z, as the
-        # keras.io WGAN-GP example does. Unrolled: a tf.cond around an update breaks
-        # synchronized BatchNorm under tf.distribute.
-        for _ in range(self.n_critic - 1):
-            fake = self._fakes(self._latent_batch(batch_size, Stream.Z_GENERATOR), attributes)
-            self._discriminator_update(real, fake, attributes, replicas)
-        with tf.GradientTape() as g_tape:
-            # With reuse_fake one G forward serves both updates (as the PyTorch DCGAN example does).
-            with contextlib.nullcontext() if self.reuse_fake else g_tape.stop_recording():
-                fake = self._fakes(self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR), attributes)
-            with g_tape.stop_recording():
-                d_loss, real_logits, fake_logits = self._discriminator_update(real, tf.stop_gradient(fake), attributes,
-                                                                              replicas)
-            if not self.reuse_fake:  # G's update on a fresh latent batch (the keras.io example)
-                fake = self._fakes(self._latent_batch(batch_size, Stream.Z_GENERATOR), attributes)
-            g_loss = self.g_loss_fn(self._d_logits(self._augmented(fake, Stream.AUGMENT_GENERATOR), attributes))
-            scaled = self.g_optimizer.scale_loss(g_loss / replicas)
-        self._apply(self.g_optimizer, g_tape, scaled, self.generator.trainable_variables)
+        # Every random value of the step first, each update its own (seed, step, stream).
+        d_draws = [self._d_draws(batch_size, update) for update in range(self.n_critic)]
+        g_draws = self._g_draws(batch_size)
+        # n_critic > 1 (WGAN-GP): D updates on this real batch and fresh fakes each, as the keras.io
+        # WGAN-GP example does. Unrolled: a tf.cond around an update breaks synchronized BatchNorm
+        # under tf.distribute.
+        for draws in d_draws:
+            fake, g_forward = self._g_forward(draws.z, attributes)
+            d_loss, real_logits, fake_logits = self._d_update(real, tf.stop_gradient(fake), attributes, draws)
+        if not self.reuse_fake:  # G's update on its own fakes (the keras.io example), else on D's last ones
+            fake, g_forward = self._g_forward(g_draws.z, attributes)  # (one G forward less: the PyTorch example)
+        g_loss = self._g_update(fake, g_forward, attributes, g_draws)
         if self.ema_generator is not None:
             ema.update(self.ema_generator, self.generator, self.ema_decay, self.step)
         self.step.assign_add(1)
+        return self._step_logs(d_loss, g_loss, self._d_output(real_logits), self._d_output(fake_logits))
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(self._d_output(real_logits))
-        self.d_fake_tracker.update_state(self._d_output(fake_logits))
-        results = {m.name: m.result() for m in self.metrics}
+    def _step_logs(self, d_loss, g_loss, d_real, d_fake):
+        """The step's own values for the batch logs; the trackers keep the epoch means that fit
+        logs at the end of each epoch (the logs' names are the trackers', see Model.fit)."""
+        values = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        for tracker in self.metrics:
+            tracker.update_state(values[tracker.name])
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
             # which fails on scalars (Keras 3.15): give each value a length-1 axis.
-            results = {name: value[None] for name, value in results.items()}
-        return results
+            values = {name: value[None] for name, value in values.items()}
+        return values
+
+    def make_train_function(self, force=False):
+        """fit's train function, keeping the logs of its latest call in latest_logs (tensors:
+        nothing is read back), so the step that Ctrl-C interrupts before its callbacks still
+        reaches steps.csv (callbacks.LossCurves)."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        super().make_train_function(force)
+        train_function = self.train_function
+
+        def keeping_logs(iterator):
+            self.latest_logs = train_function(iterator)
+            return self.latest_logs
+
+        self.train_function = keeping_logs
+        return keeping_logs
 
     def step_count(self):
         """Training steps (batches) done: one G update each; D makes n_critic updates per step."""

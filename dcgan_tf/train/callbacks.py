@@ -20,12 +20,26 @@ def finite(logs):
     return all(math.isfinite(float(logs[k])) for k in LOSS_KEYS if k in (logs or {}))
 
 
-class NanGuard(keras.callbacks.Callback):
-    """Stops training at the first step whose losses are NaN or Inf, or at the end of an epoch
-    whose weights are (BatchNorm statistics can go bad with no loss showing it); `problem`
-    then says what happened, and Checkpoint saves nothing.
+class StepCallback(keras.callbacks.Callback):
+    """A callback that knows the training step of each batch callback without reading the step
+    counter back from the device: it is read once per epoch and counted on from the batch index.
+    With steps_per_execution N, batch callbacks fire once per N steps, after the last of them."""
 
-    The logged values are running epoch means, so one bad step makes them non-finite.
+    def on_epoch_begin(self, epoch, logs=None):
+        self.first_step = self.model.step_count()
+
+    def step_at(self, batch):
+        steps = self.params.get("steps")  # the epoch's last execution may run fewer than N steps
+        return self.first_step + (batch + 1 if steps is None else min(batch + 1, steps))
+
+
+class NanGuard(StepCallback):
+    """Stops training at the first batch callback whose step's losses are NaN or Inf, or at the
+    end of an epoch whose mean losses or weights are (BatchNorm statistics can go bad with no
+    loss showing it); `problem` then says what happened, and Checkpoint saves nothing.
+
+    The batch logs hold the values of the execution's last step; the epoch means catch a bad
+    step in between (steps_per_execution > 1).
     """
 
     def __init__(self):
@@ -38,9 +52,11 @@ class NanGuard(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if not finite(logs):
-            self._stop(f"a loss became NaN/Inf at step {self.model.step_count()}")
+            self._stop(f"a loss became NaN/Inf at step {self.step_at(batch)}")
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.problem is None and not finite(logs):
+            self._stop(f"a loss became NaN/Inf by step {self.model.step_count()}")
         if self.problem is None:
             bad = [w.path for w in self.model.weights if not np.isfinite(keras.ops.convert_to_numpy(w)).all()]
             if bad:
@@ -100,12 +116,11 @@ class LearningRates(keras.callbacks.Callback):
             logs["g_lr"] = float(self.model.g_optimizer.learning_rate)
 
 
-class LossCurves(keras.callbacks.Callback):
+class LossCurves(StepCallback):
     """Per-step losses and D outputs in steps.csv, plotted to losses.png each epoch.
 
-    Keras logs running epoch means; the value of the steps since the previous batch
-    callback is recovered from two consecutive means (this also covers
-    steps_per_execution > 1, where batch callbacks fire every N steps).
+    Each row holds one step's own values, as train_step returned them in the batch logs:
+    every step, or the last of every steps_per_execution steps.
     """
 
     def __init__(self, run_dir, loss="bce"):
@@ -116,27 +131,24 @@ class LossCurves(keras.callbacks.Callback):
         self.rows, self.step = [], None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.step_count()
+        super().on_epoch_begin(epoch, logs)
+        self.epoch, self.step = epoch + 1, self.first_step
 
     def on_train_batch_end(self, batch, logs=None):
-        means = np.array([float(logs[k]) for k in LOSS_KEYS])
-        count = batch + 1
-        previous = self.means if self.means is not None else np.zeros_like(means)
-        values = (means * count - previous * self.seen) / (count - self.seen)
-        self.seen, self.means = count, means
-        self.step = self.model.step_count()
-        self.rows.append([self.step, self.epoch, *values])
+        self.step = self.step_at(batch)
+        self.rows.append([self.step, self.epoch, *(logs[k] for k in LOSS_KEYS)])
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
         plots.plot_losses(self.csv_path, self.plot_path, self.csv_path.with_name("history.csv"), self.loss)
 
     def _catch_up(self):
-        """Record the steps trained since the last batch callback, from the metrics' running means:
-        Ctrl-C or SIGTERM lands when a step returns to Python, before that step's callbacks."""
-        missed = self.model.step_count() - self.step if self.step is not None else 0
-        if missed > 0:
-            self.on_train_batch_end(self.seen + missed - 1, {m.name: m.result() for m in self.model.metrics})
+        """Record the step trained since the last batch callback from the logs the model kept
+        (DCGAN.latest_logs): Ctrl-C or SIGTERM lands when a step returns to Python, before that
+        step's callbacks."""
+        if self.step is not None and self.model.step_count() > self.step:
+            logs = {k: float(np.mean(keras.ops.convert_to_numpy(v))) for k, v in self.model.latest_logs.items()}
+            self.on_train_batch_end(self.model.step_count() - self.first_step - 1, logs)
 
     def flush(self):
         """Append the rows not yet written (also called when training is interrupted)."""

@@ -13,12 +13,14 @@ import shutil
 from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from dcgan_tf.config import Config
 from dcgan_tf.data.labels import load_labelled_images
 from dcgan_tf.data.pipeline import make_dataset
 from dcgan_tf.data.sources import load_images
-from dcgan_tf.model.gan import build_gan
+from dcgan_tf.model.gan import DCGAN, build_gan
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.train import callbacks, preflight, run_logs
 from dcgan_tf.train.checkpoints import TrainingCheckpoint, readable_checkpoint
@@ -71,6 +73,21 @@ def evaluation_images(cfg, images, labels, log):
 
 
 @dataclasses.dataclass
+class Run:
+    """What one training run works with. run_dir is where its files go (a temporary directory
+    on the workers of a multi-worker run that are not the chief); a rollback replaces cfg."""
+
+    cfg: Config
+    run_dir: Path
+    gan: DCGAN
+    checkpoint: TrainingCheckpoint
+    images: np.ndarray  # the training images (uint8)
+    labels: np.ndarray | None  # their attribute values, for a conditional run
+    dataset: tf.data.Dataset
+    evaluation_set: tuple | None  # (images, labels) --eval-every scores against
+
+
+@dataclasses.dataclass
 class RunCallbacks:
     """The callbacks of one fit, the three the training loop talks to by name."""
 
@@ -80,7 +97,8 @@ class RunCallbacks:
     ordered: list  # all of them, in the order fit runs them
 
 
-def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set):
+def run_callbacks(run, resume, initial_epoch):
+    cfg, run_dir = run.cfg, run.run_dir
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
@@ -88,17 +106,17 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, label
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
-        eval_images, eval_labels = evaluation_set
+        eval_images, eval_labels = run.evaluation_set
         evaluation = [callbacks.Evaluation(eval_images, cfg.eval_every, cfg.latent_dim, cfg.seed + 2,
-                                           on_best=lambda epoch, fid: save_best(checkpoint, run_dir, epoch, fid),
+                                           on_best=lambda epoch, fid: save_best(run.checkpoint, run_dir, epoch, fid),
                                            best_fid=best_fid(run_dir), attributes=eval_labels,
-                                           floor_images=images[:len(eval_images)] if cfg.holdout else None)]
+                                           floor_images=run.images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
     curves = callbacks.LossCurves(run_dir, cfg.loss)
-    saver = callbacks.SaveCheckpoint(checkpoint, initial_epoch, guard)
+    saver = callbacks.SaveCheckpoint(run.checkpoint, initial_epoch, guard)
     # A conditional model's samples have the attributes of the first training images.
     samples = callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
-                                   tensorboard_dir=tensorboard_dir, attributes=labels)
+                                   tensorboard_dir=tensorboard_dir, attributes=run.labels)
     # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
     # written, so a crash between them leaves the epoch to be trained (and logged) again.
     return RunCallbacks(guard, curves, saver, [guard, callbacks.StopSignals(), samples, *evaluation, *tensorboard,
@@ -157,27 +175,27 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
         checkpoint.save(0)  # the untrained state: a NaN in the first epoch can roll back to it
     # A resumed run shuffles anew instead of replaying the first epochs' order.
     dataset = make_dataset(images, cfg.batch_size, seed=cfg.seed + initial_epoch, labels=labels)
-    history, cfg = _fit(gan, dataset, images, labels, evaluation_set, cfg, out_dir, checkpoint, resume, initial_epoch,
-                        verbose, log, extra_callbacks)
+    run = Run(cfg, out_dir, gan, checkpoint, images, labels, dataset, evaluation_set)
+    history = _fit(run, resume, initial_epoch, verbose, log, extra_callbacks)
     if export_dir is not None and chief:
-        path = export_generator(gan.sampling_generator, cfg, export_dir, export_weights)
+        path = export_generator(gan.sampling_generator, run.cfg, export_dir, export_weights)
         log(f"exported the generator to {path}")
     if not chief:
         shutil.rmtree(out_dir, ignore_errors=True)
     return gan, history
 
 
-def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint, resume, initial_epoch, verbose, log,
-         extra_callbacks):
+def _fit(run, resume, initial_epoch, verbose, log, extra_callbacks):
     """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops.
-    Returns the history and the config trained with (a rollback halves its learning rates)."""
+    Returns the history; a rollback halves the learning rates in run.cfg."""
+    gan, checkpoint = run.gan, run.checkpoint
     rolled_back = False
     while True:
-        run = run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, labels, evaluation_set)
-        guard, curves, saver = run.guard, run.curves, run.saver
+        fit_callbacks = run_callbacks(run, resume, initial_epoch)
+        guard, curves, saver = fit_callbacks.guard, fit_callbacks.curves, fit_callbacks.saver
         try:
-            history = gan.fit(dataset, epochs=cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
-                              shuffle=False, callbacks=[*run.ordered, *extra_callbacks])
+            history = gan.fit(run.dataset, epochs=run.cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
+                              shuffle=False, callbacks=[*fit_callbacks.ordered, *extra_callbacks])
         except OSError as error:  # a sample grid or log row could not be written (disk full, I/O error)
             raise TrainingStopped(f"could not write {error.filename or 'an output file'} ({error.strerror or error}); "
                                   f"free some space, then continue with --resume (the checkpoint {checkpoint.latest} "
@@ -189,17 +207,17 @@ def _fit(gan, dataset, images, labels, evaluation_set, cfg, run_dir, checkpoint,
                                       f"step {gan.step_count()}); continue with --resume",
                                       getattr(interrupt, "exit_code", 130)) from None
         if guard.problem is None:
-            return history, cfg
+            return history
         problem = guard.problem
-        if cfg.on_nan == "stop" or rolled_back:
+        if run.cfg.on_nan == "stop" or rolled_back:
             raise TrainingStopped(f"{problem}; stopped. The last good checkpoint is {checkpoint.latest}"
                                   + (" (already rolled back once)" if rolled_back else ""))
         initial_epoch = checkpoint.restore()
-        run_logs.trim_logs(run_dir, initial_epoch, gan.step_count())
+        run_logs.trim_logs(run.run_dir, initial_epoch, gan.step_count())
         # Recorded in config.json, so the run says what it trains with and a resume keeps it.
-        cfg = cfg.replace(lr=cfg.lr * 0.5, d_lr=cfg.d_lr * 0.5)
+        cfg = run.cfg = run.cfg.replace(lr=run.cfg.lr * 0.5, d_lr=run.cfg.d_lr * 0.5)
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
-        cfg.save(run_dir)
+        cfg.save(run.run_dir)
         log(f"{problem}: rolled back to {checkpoint.latest} (epoch {initial_epoch}) and halved the learning "
             f"rates (d {cfg.discriminator_lr:.2e}, g {cfg.lr:.2e}; saved in config.json)")
         resume = rolled_back = True
