@@ -14,6 +14,8 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
 - The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
   and exports use; the penalties live in dcgan_tf.penalties.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
+- With adaptive augmentation (dcgan_tf.model.ada) DiffAugment applies each policy with the
+  probability ada.p, and the step adds the signs of D's real logits to ada's accumulators.
 - A conditional GAN (dcgan_tf.models, Config.condition) trains on (images, attributes)
   batches: G makes each fake with the attributes of a real image of the batch, so the
   fakes' attributes follow the data's, and D judges every image with its attributes.
@@ -27,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_tf.config import JIT_MODES, Config
-from dcgan_tf.model import augment, ema, latent, losses, penalties, precision
+from dcgan_tf.model import ada, augment, ema, latent, losses, penalties, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.train.distribute import replica_rows
 
@@ -45,13 +47,14 @@ class Stream(enum.IntEnum):
 
 @keras.saving.register_keras_serializable(package="dcgan_tf")
 class DCGAN(keras.Model):
-    def __init__(self, generator, discriminator, seed=0, ema_decay=0.0, **kwargs):
+    def __init__(self, generator, discriminator, seed=0, ema_decay=0.0, adaptive_augment=False, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.seed = int(seed)
         self.ema_decay = float(ema_decay)
         self.ema_generator = ema.averaged_copy(generator) if self.ema_decay else None
+        self.ada = ada.AdaptiveAugment(name="ada") if adaptive_augment else None
         self.latent_dim = int(generator.inputs[0].shape[-1])
         # A conditional generator takes [z, attributes] (dcgan_tf.models).
         self.attribute_count = int(generator.inputs[1].shape[-1]) if len(generator.inputs) == 2 else 0
@@ -131,7 +134,8 @@ class DCGAN(keras.Model):
         """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
         if not self.augmentations:
             return images
-        return augment.diff_augment(images, self.augmentations, self._seed(stream))
+        p = None if self.ada is None else self.ada.p
+        return augment.diff_augment(images, self.augmentations, self._seed(stream), p)
 
     def _fakes(self, z, attributes):
         return self.generator(z if attributes is None else [z, attributes], training=True)
@@ -202,6 +206,9 @@ class DCGAN(keras.Model):
         self.d_real_tracker.update_state(self._d_output(real_logits))
         self.d_fake_tracker.update_state(self._d_output(fake_logits))
         results = {m.name: m.result() for m in self.metrics}
+        if self.ada is not None:
+            self.ada.accumulate(real_logits)
+            results.update(self.ada.logs())
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
             # which fails on scalars (Keras 3.15): give each value a length-1 axis.
@@ -219,6 +226,7 @@ class DCGAN(keras.Model):
             "name": self.name,
             "seed": self.seed,
             "ema_decay": self.ema_decay,
+            "adaptive_augment": self.ada is not None,
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
         }
@@ -260,7 +268,7 @@ def build_gan(cfg: Config, strategy=None):
     fused = cfg.fused_batchnorm and strategy.num_replicas_in_sync == 1  # the fused kernel cannot sync replicas
     with strategy.scope(), precision.policy(cfg.mixed_precision):
         gan = DCGAN(build_generator(cfg, fused_batchnorm=fused), build_discriminator(cfg, fused_batchnorm=fused),
-                    seed=cfg.seed, ema_decay=cfg.ema)
+                    seed=cfg.seed, ema_decay=cfg.ema, adaptive_augment=cfg.ada_target > 0)
         gan.build()
         gan.compile(
             d_optimizer=adam(cfg.discriminator_lr, cfg),

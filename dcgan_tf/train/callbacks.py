@@ -100,20 +100,35 @@ class LearningRates(keras.callbacks.Callback):
             logs["g_lr"] = float(self.model.g_optimizer.learning_rate)
 
 
+class LearningRateDecay(keras.callbacks.Callback):
+    """At the start of each epoch, each network's rate is its configured rate halved once
+    every `half_life` epochs (smoothly: rate * 0.5 ** (epoch / half_life)); 0 keeps it constant."""
+
+    def __init__(self, d_lr, g_lr, d_half_life, g_half_life):
+        super().__init__()
+        self.rates = ((d_lr, d_half_life), (g_lr, g_half_life))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_learning_rates(*(rate * 0.5 ** (epoch / half_life) if half_life else rate
+                                        for rate, half_life in self.rates))
+
+
 class LossCurves(keras.callbacks.Callback):
     """Per-step losses and D outputs in steps.csv, plotted to losses.png each epoch.
 
     Keras logs running epoch means; the value of the steps since the previous batch
     callback is recovered from two consecutive means (this also covers
-    steps_per_execution > 1, where batch callbacks fire every N steps).
+    steps_per_execution > 1, where batch callbacks fire every N steps). `gauges` are
+    logged values that are not means (adaptive augmentation's p and r_t): written as logged.
     """
 
-    def __init__(self, run_dir, loss="bce"):
+    def __init__(self, run_dir, loss="bce", gauges=()):
         super().__init__()
-        self.loss = loss
+        self.loss, self.gauges = loss, tuple(gauges)
         self.csv_path = Path(run_dir) / "steps.csv"
         self.plot_path = Path(run_dir) / "losses.png"
         self.rows, self.step = [], None
+        self.last_gauges = {k: math.nan for k in self.gauges}
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.seen, self.means, self.step = epoch + 1, 0, None, self.model.step_count()
@@ -125,7 +140,8 @@ class LossCurves(keras.callbacks.Callback):
         values = (means * count - previous * self.seen) / (count - self.seen)
         self.seen, self.means = count, means
         self.step = self.model.step_count()
-        self.rows.append([self.step, self.epoch, *values])
+        self.last_gauges = {k: float(logs[k]) for k in self.gauges}
+        self.rows.append([self.step, self.epoch, *values, *self.last_gauges.values()])
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
@@ -136,7 +152,9 @@ class LossCurves(keras.callbacks.Callback):
         Ctrl-C or SIGTERM lands when a step returns to Python, before that step's callbacks."""
         missed = self.model.step_count() - self.step if self.step is not None else 0
         if missed > 0:
-            self.on_train_batch_end(self.seen + missed - 1, {m.name: m.result() for m in self.model.metrics})
+            # The gauges as last logged: no callback ran since, so none moved them.
+            self.on_train_batch_end(self.seen + missed - 1,
+                                    {m.name: m.result() for m in self.model.metrics} | self.last_gauges)
 
     def flush(self):
         """Append the rows not yet written (also called when training is interrupted)."""
@@ -145,7 +163,7 @@ class LossCurves(keras.callbacks.Callback):
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
             if new_file:
-                writer.writerow(["step", "epoch", *LOSS_KEYS])
+                writer.writerow(["step", "epoch", *LOSS_KEYS, *self.gauges])
             writer.writerows(self.rows)
         self.rows = []
 
