@@ -197,3 +197,15 @@ def test_spectral_norm_keeps_the_logit_float32_under_mixed_float16():
         discriminator = build_discriminator(preset("tiny", spectral_norm=True, mixed_precision="mixed_float16"))
     logits = discriminator(tf.zeros([2, 16, 16, 3]), training=True)
     assert logits.dtype == tf.float32
+
+
+def test_learning_rate_half_lives_halve_the_rates_each_epoch(tmp_path):
+    import csv
+    from dcgan_tf.train.run import train
+    np.save(tmp_path / "faces.npy", random_images(32, 16))
+    cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=3, d_lr_half_life=1.0, g_lr_half_life=2.0)
+    train(cfg, tmp_path / "run", verbose=0, log=lambda m: None)
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["d_lr"]) for r in rows] == pytest.approx([2e-4, 1e-4, 5e-5])
+    assert [float(r["g_lr"]) for r in rows] == pytest.approx([2e-4, 2e-4 * 0.5 ** 0.5, 1e-4])
