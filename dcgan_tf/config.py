@@ -59,6 +59,16 @@ class Config:
     # A gradient penalty needs a per-sample critic, so not batch (dcgan_tf.penalties).
     d_norm: str = "batch"
     diffaugment: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
+    # Adaptive augmentation (dcgan_tf.model.ada): each diffaugment policy is applied to each image
+    # with a probability p that follows D's overfitting, r_t = E[sign(D(real))], towards ada_target
+    # (0: off, every policy on every image). Every ada_interval steps p moves by as much as lets it
+    # go from 0 to 1 in ada_kimg thousand images.
+    ada_target: float = 0.0
+    ada_interval: int = 4
+    ada_kimg: float = 100.0  # StyleGAN2-ADA's 500 suits its far longer runs
+    # Learning rates halve every this many epochs (0: constant), so a D that is winning slows down.
+    d_lr_half_life: float = 0.0
+    g_lr_half_life: float = 0.0
     ema: float = 0.999  # decay of the generator's weight average used for samples and export (0: off)
     epochs: int = 10
     seed: int = 0
@@ -125,6 +135,14 @@ class Config:
                 "float32", "mixed_float16", "mixed_bfloat16"),
             "lr must be > 0 and d_lr >= 0 (0: the same as lr)": self.lr > 0 and self.d_lr >= 0,
             "beta1 and beta2 must be in [0, 1)": 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1,
+            "d_lr_half_life and g_lr_half_life must be >= 0 (0: constant)": min(
+                self.d_lr_half_life, self.g_lr_half_life) >= 0,
+            "ada_target must be in [0, 1) (0: off), ada_interval >= 1 and ada_kimg > 0": (
+                0 <= self.ada_target < 1 and self.ada_interval >= 1 and self.ada_kimg > 0),
+            "ada_target needs diffaugment, the policies it applies with probability p (e.g. color,translation,cutout)":
+                not self.ada_target or bool(self.diffaugment.strip(", ")),
+            "ada_target reads the sign of D's logits, which a Wasserstein critic (loss wgan) leaves arbitrary": (
+                not self.ada_target or self.loss != "wgan"),
             "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1": min(
                 self.sample_count, self.checkpoints_to_keep, self.steps_per_execution) >= 1,
             "d_dropout must be in [0, 1), gp_weight >= 0 and kernel >= 1": (
@@ -215,6 +233,12 @@ PRESETS = {
     # The Udacity face-generation project's model: 32x32, conv_dim width, latent 100.
     "dcgan32": Config(
         preset="dcgan32", image_size=32, latent_dim=100, g_start=2, g_dense_mult=8, g_mult=(4, 2, 1),
+        g_dense_norm=True, g_activation="relu", g_out="deconv", d_mult=(1, 2, 4, 8), d_dropout=0.0,
+        batch_size=64),
+    # The DCGAN paper's 64x64 network as pytorch/examples builds it (dcgan32's layers one size up):
+    # G 4x4x512 -> ConvT 256/128/64 + BN + ReLU -> ConvT 3 tanh; D Conv 64/128/256/512 + BN + LeakyReLU.
+    "dcgan64": Config(
+        preset="dcgan64", image_size=64, latent_dim=100, g_start=4, g_dense_mult=8, g_mult=(4, 2, 1),
         g_dense_norm=True, g_activation="relu", g_out="deconv", d_mult=(1, 2, 4, 8), d_dropout=0.0,
         batch_size=64),
     # Small enough for tests and CPU smoke runs.

@@ -62,3 +62,11 @@ def test_configs_names_are_those_the_defining_modules_accept():
     assert config.LOSSES == tuple(losses.LOSSES)
     assert config.PENALTIES == penalties.PENALTIES
     assert config.STRATEGIES == distribute.STRATEGIES
+
+
+def test_dcgan64_is_dcgan32_one_size_up_the_pytorch_examples_layout():
+    dcgan64 = PRESETS["dcgan64"]
+    assert dcgan64 == preset("dcgan32", image_size=64).replace(preset="dcgan64")
+    assert (dcgan64.latent_dim, dcgan64.batch_size, dcgan64.g_start, dcgan64.lr, dcgan64.beta1) == (100, 64, 4, 2e-4, 0.5)
+    assert [dcgan64.conv_dim * m for m in (dcgan64.g_dense_mult, *dcgan64.g_mult)] == [512, 256, 128, 64]
+    assert [dcgan64.conv_dim * m for m in dcgan64.d_mult] == [64, 128, 256, 512]

@@ -214,8 +214,8 @@ def test_every_update_of_a_step_draws_its_own_z_augmentation_and_penalty_mix(mon
 
     diff_augment, wgan_gp = augment.diff_augment, penalties.wgan_gp
     monkeypatch.setattr(keras.Layer, "__call__", recording_call)
-    monkeypatch.setattr(augment, "diff_augment", lambda x, names, seed: (
-        drawn["augment"].append(np.asarray(seed).tobytes()), diff_augment(x, names, seed))[1])
+    monkeypatch.setattr(augment, "diff_augment", lambda x, names, seed, p=None: (
+        drawn["augment"].append(np.asarray(seed).tobytes()), diff_augment(x, names, seed, p))[1])
     monkeypatch.setattr(penalties, "wgan_gp", lambda critic, real, fake, mix: (
         drawn["mix"].append(np.asarray(mix).tobytes()), wgan_gp(critic, real, fake, mix))[1])
     gan.train_step(batch(preset("tiny")))
@@ -223,3 +223,15 @@ def test_every_update_of_a_step_draws_its_own_z_augmentation_and_penalty_mix(mon
     assert len(drawn["augment"]) == 2 * 2 + 1 and len(drawn["mix"]) == 2  # real and fake per D update, G's
     for name, values in drawn.items():
         assert len(set(values)) == len(values), f"two updates of one step share their {name}"
+
+
+def test_learning_rate_half_lives_halve_the_rates_each_epoch(tmp_path):
+    import csv
+    from dcgan_tf.train.run import train
+    np.save(tmp_path / "faces.npy", random_images(32, 16))
+    cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=3, d_lr_half_life=1.0, g_lr_half_life=2.0)
+    train(cfg, tmp_path / "run", verbose=0, log=lambda m: None)
+    with open(tmp_path / "run" / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["d_lr"]) for r in rows] == pytest.approx([2e-4, 1e-4, 5e-5])
+    assert [float(r["g_lr"]) for r in rows] == pytest.approx([2e-4, 2e-4 * 0.5 ** 0.5, 1e-4])

@@ -23,6 +23,13 @@ HELP = {
     "eval_n": "faces (and real images: held-out ones with --holdout, else training ones) scored by --eval-every",
     "holdout": ("hold out the last N images (by file name) from training; evaluation scores against them. "
                 "CelebA's list_eval_partition.txt (or celeba, downloaded) for its test images"),
+    "ada_target": ("adaptive augmentation (StyleGAN2-ADA): apply each --diffaugment policy with a probability p "
+                   "that rises while E[sign(D(real))] is above this target (0.6 in the paper) and falls below it "
+                   "(0, the default: off)"),
+    "ada_interval": "--ada-target: steps between two adjustments of p",
+    "ada_kimg": "--ada-target: thousands of images over which p can go from 0 to 1",
+    "d_lr_half_life": "halve D's learning rate every this many epochs (0, the default: constant)",
+    "g_lr_half_life": "halve G's learning rate every this many epochs (0, the default: constant)",
     "d_norm": "D's normalisation: batch, layer or none (a gradient penalty needs layer or none)",
     "jit_compile": "XLA: auto (Keras decides: on for GPUs, off on CPU), on or off",
     "condition": "train a conditional GAN on these attributes of --attrs, e.g. Smiling,Male,Eyeglasses",

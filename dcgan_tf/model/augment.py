@@ -3,6 +3,9 @@ images before the discriminator, in both updates, so a GAN trained on a few thou
 images does not let D memorise them. Written for images in [-1, 1], NHWC.
 
   --diffaugment color,translation,cutout
+
+With a probability p (adaptive augmentation, dcgan_tf.model.ada) each policy is applied to
+each image with probability p instead, as StyleGAN2-ADA's pipeline does.
 """
 
 import tensorflow as tf
@@ -68,8 +71,18 @@ def parse(spec):
     return names
 
 
-def diff_augment(x, names, seed):
-    """Apply the named augmentations in order, each with its own stateless seed."""
+GATE_STREAM = 1 << 20  # folded into a policy's seed for its per-image coin flips
+
+
+def diff_augment(x, names, seed, p=None):
+    """Apply the named augmentations in order, each with its own stateless seed: to every image,
+    or with a probability p (a scalar) to each image independently (the others pass unchanged)."""
     for index, name in enumerate(names):
-        x = AUGMENTATIONS[name](x, tf.random.experimental.stateless_fold_in(seed, index, alg=RANDOM_ALGORITHM))
+        policy_seed = tf.random.experimental.stateless_fold_in(seed, index, alg=RANDOM_ALGORITHM)
+        augmented = AUGMENTATIONS[name](x, policy_seed)
+        if p is None:
+            x = augmented
+        else:
+            gate_seed = tf.random.experimental.stateless_fold_in(policy_seed, GATE_STREAM, alg=RANDOM_ALGORITHM)
+            x = tf.where(_uniform(tf.shape(x)[0], gate_seed) < p, augmented, x)
     return x

@@ -17,6 +17,8 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
 - The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
   and exports use; the penalties live in dcgan_tf.penalties.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
+- With adaptive augmentation (dcgan_tf.model.ada) DiffAugment applies each policy with the
+  probability ada.p, and the step adds the signs of D's real logits to ada's accumulators.
 - A conditional GAN (dcgan_tf.models, Config.condition) trains on (images, attributes)
   batches: G makes each fake with the attributes of a real image of the batch, so the
   fakes' attributes follow the data's, and D judges every image with its attributes.
@@ -30,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_tf.config import JIT_MODES, Config
-from dcgan_tf.model import augment, ema, latent, losses, penalties, precision
+from dcgan_tf.model import ada, augment, ema, latent, losses, penalties, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.train.distribute import replica_rows
 
@@ -64,13 +66,14 @@ class GeneratorDraws(typing.NamedTuple):
 
 @keras.saving.register_keras_serializable(package="dcgan_tf")
 class DCGAN(keras.Model):
-    def __init__(self, generator, discriminator, seed=0, ema_decay=0.0, **kwargs):
+    def __init__(self, generator, discriminator, seed=0, ema_decay=0.0, adaptive_augment=False, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.seed = int(seed)
         self.ema_decay = float(ema_decay)
         self.ema_generator = ema.averaged_copy(generator) if self.ema_decay else None
+        self.ada = ada.AdaptiveAugment(name="ada") if adaptive_augment else None
         self.latent_dim = int(generator.inputs[0].shape[-1])
         # A conditional generator takes [z, attributes] (dcgan_tf.models).
         self.attribute_count = int(generator.inputs[1].shape[-1]) if len(generator.inputs) == 2 else 0
@@ -164,7 +167,8 @@ class DCGAN(keras.Model):
         """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
         if not self.augmentations:
             return images
-        return augment.diff_augment(images, self.augmentations, seed)
+        p = None if self.ada is None else self.ada.p
+        return augment.diff_augment(images, self.augmentations, seed, p)
 
     def _fakes(self, z, attributes):
         return self.generator(z if attributes is None else [z, attributes], training=True)
@@ -240,14 +244,18 @@ class DCGAN(keras.Model):
         if self.ema_generator is not None:
             ema.update(self.ema_generator, self.generator, self.ema_decay, self.step)
         self.step.assign_add(1)
-        return self._step_logs(d_loss, g_loss, self._d_output(real_logits), self._d_output(fake_logits))
+        return self._step_logs(d_loss, g_loss, real_logits, fake_logits)
 
-    def _step_logs(self, d_loss, g_loss, d_real, d_fake):
+    def _step_logs(self, d_loss, g_loss, real_logits, fake_logits):
         """The step's own values for the batch logs; the trackers keep the epoch means that fit
         logs at the end of each epoch (the logs' names are the trackers', see Model.fit)."""
-        values = {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
+        values = {"d_loss": d_loss, "g_loss": g_loss,
+                  "d_real": self._d_output(real_logits), "d_fake": self._d_output(fake_logits)}
         for tracker in self.metrics:
             tracker.update_state(values[tracker.name])
+        if self.ada is not None:
+            self.ada.accumulate(real_logits)
+            values.update(self.ada.logs())
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
             # which fails on scalars (Keras 3.15): give each value a length-1 axis.
@@ -281,6 +289,7 @@ class DCGAN(keras.Model):
             "name": self.name,
             "seed": self.seed,
             "ema_decay": self.ema_decay,
+            "adaptive_augment": self.ada is not None,
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
         }
@@ -322,7 +331,7 @@ def build_gan(cfg: Config, strategy=None):
     fused = cfg.fused_batchnorm and strategy.num_replicas_in_sync == 1  # the fused kernel cannot sync replicas
     with strategy.scope(), precision.policy(cfg.mixed_precision):
         gan = DCGAN(build_generator(cfg, fused_batchnorm=fused), build_discriminator(cfg, fused_batchnorm=fused),
-                    seed=cfg.seed, ema_decay=cfg.ema)
+                    seed=cfg.seed, ema_decay=cfg.ema, adaptive_augment=cfg.ada_target > 0)
         gan.build()
         gan.compile(
             d_optimizer=adam(cfg.discriminator_lr, cfg),

@@ -116,16 +116,30 @@ class LearningRates(keras.callbacks.Callback):
             logs["g_lr"] = float(self.model.g_optimizer.learning_rate)
 
 
+class LearningRateDecay(keras.callbacks.Callback):
+    """At the start of each epoch, each network's rate is its configured rate halved once
+    every `half_life` epochs (smoothly: rate * 0.5 ** (epoch / half_life)); 0 keeps it constant."""
+
+    def __init__(self, d_lr, g_lr, d_half_life, g_half_life):
+        super().__init__()
+        self.rates = ((d_lr, d_half_life), (g_lr, g_half_life))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_learning_rates(*(rate * 0.5 ** (epoch / half_life) if half_life else rate
+                                        for rate, half_life in self.rates))
+
+
 class LossCurves(StepCallback):
     """Per-step losses and D outputs in steps.csv, plotted to losses.png each epoch.
 
     Each row holds one step's own values, as train_step returned them in the batch logs:
-    every step, or the last of every steps_per_execution steps.
+    every step, or the last of every steps_per_execution steps. `gauges` are further logged
+    values to record (adaptive augmentation's p and r_t).
     """
 
-    def __init__(self, run_dir, loss="bce"):
+    def __init__(self, run_dir, loss="bce", gauges=()):
         super().__init__()
-        self.loss = loss
+        self.loss, self.gauges = loss, tuple(gauges)
         self.csv_path = Path(run_dir) / "steps.csv"
         self.plot_path = Path(run_dir) / "losses.png"
         self.rows, self.step = [], None
@@ -136,7 +150,7 @@ class LossCurves(StepCallback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step = self.step_at(batch)
-        self.rows.append([self.step, self.epoch, *(logs[k] for k in LOSS_KEYS)])
+        self.rows.append([self.step, self.epoch, *(logs[k] for k in LOSS_KEYS + self.gauges)])
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
@@ -157,7 +171,7 @@ class LossCurves(StepCallback):
         with self.csv_path.open("a", newline="") as f:
             writer = csv.writer(f)
             if new_file:
-                writer.writerow(["step", "epoch", *LOSS_KEYS])
+                writer.writerow(["step", "epoch", *LOSS_KEYS, *self.gauges])
             writer.writerows(self.rows)
         self.rows = []
 

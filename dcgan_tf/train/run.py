@@ -20,6 +20,7 @@ from dcgan_tf.config import Config
 from dcgan_tf.data.labels import load_labelled_images
 from dcgan_tf.data.pipeline import make_dataset
 from dcgan_tf.data.sources import load_images
+from dcgan_tf.model import ada
 from dcgan_tf.model.gan import DCGAN, build_gan
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.train import callbacks, preflight, run_logs
@@ -102,8 +103,13 @@ def run_callbacks(run, resume, initial_epoch):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
-    tensorboard = [callbacks.LearningRates(),
-                   keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
+    tensorboard = [keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
+    decaying = bool(cfg.d_lr_half_life or cfg.g_lr_half_life)
+    rates = [callbacks.LearningRates()] if cfg.tensorboard or decaying else []  # logged, in history.csv too
+    schedules = [callbacks.LearningRateDecay(cfg.discriminator_lr, cfg.lr, cfg.d_lr_half_life,
+                                             cfg.g_lr_half_life)] if decaying else []
+    if cfg.ada_target:
+        schedules.append(ada.AdaptAugmentation(cfg.ada_interval, cfg.ada_target, cfg.ada_kimg))
     evaluation = []
     if cfg.eval_every:
         eval_images, eval_labels = run.evaluation_set
@@ -112,15 +118,15 @@ def run_callbacks(run, resume, initial_epoch):
                                            best_fid=best_fid(run_dir), attributes=eval_labels,
                                            floor_images=run.images[:len(eval_images)] if cfg.holdout else None)]
     guard = callbacks.NanGuard()
-    curves = callbacks.LossCurves(run_dir, cfg.loss)
+    curves = callbacks.LossCurves(run_dir, cfg.loss, gauges=ada.LOG_KEYS if cfg.ada_target else ())
     saver = callbacks.SaveCheckpoint(run.checkpoint, initial_epoch, guard)
     # A conditional model's samples have the attributes of the first training images.
     samples = callbacks.SampleGrid(run_dir / "samples", cfg.sample_count, cfg.latent_dim, seed=cfg.seed + 1,
                                    tensorboard_dir=tensorboard_dir, attributes=run.labels)
     # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
     # written, so a crash between them leaves the epoch to be trained (and logged) again.
-    return RunCallbacks(guard, curves, saver, [guard, callbacks.StopSignals(), samples, *evaluation, *tensorboard,
-                                               history, curves, saver])
+    return RunCallbacks(guard, curves, saver, [guard, callbacks.StopSignals(), *schedules, samples, *evaluation,
+                                               *rates, *tensorboard, history, curves, saver])
 
 
 def save_best(checkpoint, run_dir, epoch, fid):
