@@ -29,7 +29,7 @@ MIRRORED = """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from dcgan_tf.config import preset
-    from dcgan_tf.gan import build_gan
+    from dcgan_tf.model.gan import build_gan
 
     cfg = preset("tiny", d_dropout=0.0)  # dropout masks are per device: off for an exact comparison
     images = np.random.default_rng(0).uniform(-1, 1, (64, 16, 16, 3)).astype("float32")
@@ -71,9 +71,9 @@ def test_two_replicas_train_like_one_device(tmp_path):
 
 WORKER = """
     import numpy as np
-    from dcgan_tf import training
+    from dcgan_tf.train import run as training
     from dcgan_tf.config import preset
-    from dcgan_tf.training import train
+    from dcgan_tf.train.run import train
 
     chosen = training.writer_dir
     def recorded_writer_dir(run_dir, strategy):  # where this worker writes, for the test to check
@@ -167,7 +167,7 @@ STABILISERS = """
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from dcgan_tf.config import preset
-    from dcgan_tf.gan import build_gan
+    from dcgan_tf.model.gan import build_gan
 
     cfg = preset("tiny", loss="wgan", gp="wgan-gp", n_critic=2, diffaugment="color,translation,cutout",
                  spectral_norm=True, d_norm="layer")
