@@ -3,10 +3,12 @@ CPU run never would. Two replicas are two logical CPUs, configured before Tensor
 starts, so those tests run in a subprocess (as tests/test_distribute.py does)."""
 
 import json
+import math
 import types
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from test_distribute import run_python
 
 from dcgan_tf.config import preset
@@ -77,3 +79,73 @@ def test_fused_batchnorm_with_several_replicas_says_it_is_not_used():
     preflight.check_strategy(preset("tiny"), 1, logged.append)
     preflight.check_strategy(preset("tiny", fused_batchnorm=False), 2, logged.append)
     assert logged == []
+
+
+@pytest.fixture
+def portable_draws(monkeypatch):
+    """Float random draws made from integer bits. Under XLA, TensorFlow 2.21's float philox
+    draws (stateless_normal, stateless_uniform) differ from its kernels' for the same seed,
+    while integer draws agree: with these, an XLA step and a plain one see the same z,
+    augmentations and penalty mixes, and what is compared is the step itself."""
+    original = tf.random.stateless_uniform
+
+    def uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32, name=None, alg="auto_select"):
+        dtype = tf.as_dtype(dtype)
+        if dtype.is_integer:
+            return original(shape, seed, minval, maxval, dtype, name, alg)
+        bits = original(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=alg)
+        unit = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0**-24
+        return tf.cast(minval + ((1.0 if maxval is None else maxval) - minval) * unit, dtype)
+
+    def normal(shape, seed, mean=0.0, stddev=1.0, dtype=tf.float32, name=None, alg="auto_select"):
+        seeds = tf.random.experimental.stateless_split(seed, 2, alg=alg)
+        radius = tf.sqrt(-2.0 * tf.math.log(1.0 - uniform(shape, seeds[0], alg=alg)))
+        return tf.cast(mean + stddev * radius * tf.cos(2 * math.pi * uniform(shape, seeds[1], alg=alg)), dtype)
+
+    monkeypatch.setattr(tf.random, "stateless_uniform", uniform)
+    monkeypatch.setattr(tf.random, "stateless_normal", normal)
+
+
+AUGMENT = "color,translation,cutout"
+CONDITIONAL = {"condition": ("Smiling", "Male"), "attrs": "attrs.txt"}
+# (precision, config, tolerance of the losses (rtol = atol), of the weights (their mean
+# difference over their mean move in two steps)), measured on CPU with margin: float32
+# agrees to round-off; bfloat16 keeps 8 bits, so its losses agree to about 4e-4 of their size.
+XLA_CASES = {
+    "float32, BatchNorm D, bce": ("float32", {}, 1e-5, 1e-3),
+    "mixed_bfloat16, conditional, wgan-gp, n_critic 2": (
+        "mixed_bfloat16", {**CONDITIONAL, "loss": "wgan", "gp": "wgan-gp", "n_critic": 2, "d_norm": "layer"}, 2e-3, 0.2),
+    "mixed_float16, hinge, r1": ("mixed_float16", {"loss": "hinge", "gp": "r1", "d_norm": "none"}, 1e-4, 0.05),
+}
+
+
+def two_steps(cfg):
+    """The step results and the trained weights after two steps on one batch."""
+    from dcgan_tf.model.gan import build_gan
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (cfg.batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
+    batch = (images, rng.integers(0, 2, (cfg.batch_size, len(cfg.condition))).astype("float32")) \
+        if cfg.condition else (images,)
+    gan = build_gan(cfg)
+    initial = [w.numpy().astype("float64") for w in gan.trainable_weights]
+    results = [gan.train_on_batch(*batch, return_dict=True) for _ in range(2)]
+    return results, initial, [w.numpy().astype("float64") for w in gan.trainable_weights]
+
+
+def mean_difference(weights, others):
+    """The mean absolute difference over all the values of two lists of weights."""
+    return np.concatenate([np.abs(a - b).ravel() for a, b in zip(weights, others)]).mean()
+
+
+@pytest.mark.parametrize("case", XLA_CASES)
+def test_the_xla_step_computes_what_the_plain_step_does(case, portable_draws):
+    precision, fields, loss_tolerance, weight_tolerance = XLA_CASES[case]
+    cfg = preset("tiny", image_size=8, mixed_precision=precision, diffaugment=AUGMENT, d_dropout=0.0, **fields)
+    plain, initial, plain_weights = two_steps(cfg.replace(jit_compile="off"))
+    xla, _, xla_weights = two_steps(cfg.replace(jit_compile="on"))
+    for plain_step, xla_step in zip(plain, xla):
+        assert plain_step.keys() == xla_step.keys()
+        for key, value in plain_step.items():
+            np.testing.assert_allclose(xla_step[key], value, rtol=loss_tolerance, atol=loss_tolerance, err_msg=key)
+    moved = mean_difference(plain_weights, initial)
+    assert mean_difference(xla_weights, plain_weights) <= weight_tolerance * moved
