@@ -34,7 +34,7 @@ import tensorflow as tf
 from dcgan_tf.config import JIT_MODES, Config
 from dcgan_tf.model import ada, augment, ema, latent, losses, penalties, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
-from dcgan_tf.train.distribute import replica_rows
+from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
 
 
 class Stream(enum.IntEnum):
@@ -191,6 +191,8 @@ class DCGAN(keras.Model):
     @staticmethod
     def _apply(optimizer, tape, target, variables, output_gradients=None):
         grads = tape.gradient(target, variables, output_gradients=output_gradients)
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            grads = overflow_everywhere(grads)  # an overflow on any replica skips the step on all
         optimizer.apply_gradients(zip(grads, variables))
 
     def _d_update(self, real, fake, attributes, draws):

@@ -52,6 +52,24 @@ def replica_rows(draw, batch_size):
     return draw(batch_size * replicas)[index * batch_size:(index + 1) * batch_size]
 
 
+def overflow_everywhere(grads):
+    """The gradients, made non-finite on every replica when they are on any one.
+
+    Keras' LossScaleOptimizer decides whether to skip a step (and halve the loss scale) on
+    the first replica's gradients, before they are summed across replicas: an fp16 overflow
+    on another replica would be applied and turn the weights to inf. One all-reduced flag
+    per update lets every replica see the overflow, so all of them skip it as one device would.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    overflows = tf.add_n([tf.cast(tf.reduce_any(~tf.math.is_finite(g)), tf.int32) for g in grads if g is not None])
+    anywhere = context.all_reduce(tf.distribute.ReduceOp.SUM, overflows) > 0
+    first = next(i for i, g in enumerate(grads) if g is not None)
+    poisoned = tf.where(anywhere, tf.constant(float("nan"), grads[first].dtype), grads[first])
+    return [*grads[:first], poisoned, *grads[first + 1:]]
+
+
 def is_chief(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

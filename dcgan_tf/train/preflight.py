@@ -47,6 +47,19 @@ def check_data(cfg, images):
     check_memory(cfg)
 
 
+def check_strategy(cfg, replicas, log):
+    """What the strategy's replica count rules out, on every worker: XLA with several replicas
+    fails in Keras 3.15 (a replica's variable read from another's device), and Keras' own
+    "auto" leaves XLA off under a distribution strategy; and the fused BatchNorm kernel
+    cannot synchronise replicas, so they train with Keras' synchronized layer (said once)."""
+    if replicas > 1 and cfg.jit_compile == "on":
+        raise ValueError(f"--jit-compile on cannot run with {replicas} replicas (Keras 3.15 cannot compile a "
+                         "multi-replica step): use --jit-compile auto or off, or --strategy default")
+    if replicas > 1 and cfg.fused_batchnorm:
+        log(f"note: with {replicas} replicas BatchNorm runs Keras' synchronized layer, not the fused kernel "
+            "(--fused-batchnorm applies to one replica): its statistics are the global batch's")
+
+
 def check_run_dir(run_dir, resume):
     """--resume needs a readable checkpoint; a fresh run needs a folder with no run in it."""
     if resume:

@@ -153,6 +153,7 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     strategy only the chief writes run_dir and exports (see dcgan_tf.distribute).
     """
     strategy = make_strategy(cfg.strategy)
+    preflight.check_strategy(cfg, strategy.num_replicas_in_sync, log)
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
     if chief:

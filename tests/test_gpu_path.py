@@ -1,0 +1,151 @@
+"""The GPU path, exercised on CPU (issue 34): what a multi-GPU or XLA run does that a plain
+CPU run never would. Two replicas are two logical CPUs, configured before TensorFlow
+starts, so those tests run in a subprocess (as tests/test_distribute.py does)."""
+
+import json
+import math
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_distribute import run_python
+
+from dcgan_tf.config import preset
+from dcgan_tf.train import preflight
+from dcgan_tf.train.run import train
+
+OVERFLOW_ON_REPLICA_1 = """
+    import json
+    import numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from dcgan_tf.config import preset
+    from dcgan_tf.model.gan import build_gan
+
+    # D without BatchNorm: synchronised statistics would carry the inf to replica 0 too.
+    cfg = preset("tiny", mixed_precision="mixed_float16", d_norm="none", d_dropout=0.0)
+    gan = build_gan(cfg, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    images = np.random.default_rng(0).uniform(-1, 1, (cfg.batch_size, 16, 16, 3)).astype("float32")
+    planted = images.copy()
+    planted[-1] = np.inf  # the last rows of the global batch are replica 1's
+
+    def d_weights():
+        return [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+
+    def one_step(batch):
+        before = d_weights()
+        gan.fit(tf.data.Dataset.from_tensors(batch), verbose=0, shuffle=False)
+        after = d_weights()
+        return {"finite": all(np.isfinite(w).all() for w in after),
+                "moved": any(not np.array_equal(a, b) for a, b in zip(before, after)),
+                "scale": float(gan.d_optimizer.dynamic_scale.numpy())}
+
+    print(json.dumps({"overflow": one_step(planted), "clean": one_step(images)}))
+"""
+
+
+def test_an_fp16_overflow_on_the_second_replica_skips_the_step_on_both(tmp_path):
+    process = run_python(OVERFLOW_ON_REPLICA_1, tmp_path)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    # As LossScaleOptimizer does on one device: the update is skipped and the loss scale halved.
+    assert result["overflow"] == {"finite": True, "moved": False, "scale": 2.0**14}
+    # The next, finite step trains, at the lowered scale.
+    assert result["clean"] == {"finite": True, "moved": True, "scale": 2.0**14}
+
+
+def test_xla_with_several_replicas_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr("dcgan_tf.train.run.make_strategy", lambda name: types.SimpleNamespace(num_replicas_in_sync=2))
+    with pytest.raises(ValueError, match=r"^--jit-compile on cannot run with 2 replicas .*: use --jit-compile auto "
+                                         "or off, or --strategy default$"):
+        train(preset("tiny", jit_compile="on", data="builtin:64"), tmp_path / "run", log=lambda message: None)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("jit_compile", ["auto", "off"])
+def test_xla_on_one_replica_and_auto_or_off_on_several_are_accepted(jit_compile):
+    preflight.check_strategy(preset("tiny", jit_compile="on"), 1, log=print)
+    preflight.check_strategy(preset("tiny", jit_compile=jit_compile, fused_batchnorm=False), 2, log=print)
+
+
+def test_fused_batchnorm_with_several_replicas_says_it_is_not_used():
+    logged = []
+    preflight.check_strategy(preset("tiny"), 2, logged.append)
+    assert logged == ["note: with 2 replicas BatchNorm runs Keras' synchronized layer, not the fused kernel "
+                      "(--fused-batchnorm applies to one replica): its statistics are the global batch's"]
+    logged.clear()
+    preflight.check_strategy(preset("tiny"), 1, logged.append)
+    preflight.check_strategy(preset("tiny", fused_batchnorm=False), 2, logged.append)
+    assert logged == []
+
+
+@pytest.fixture
+def portable_draws(monkeypatch):
+    """Float random draws made from integer bits. Under XLA, TensorFlow 2.21's float philox
+    draws (stateless_normal, stateless_uniform) differ from its kernels' for the same seed,
+    while integer draws agree: with these, an XLA step and a plain one see the same z,
+    augmentations and penalty mixes, and what is compared is the step itself."""
+    original = tf.random.stateless_uniform
+
+    def uniform(shape, seed, minval=0, maxval=None, dtype=tf.float32, name=None, alg="auto_select"):
+        dtype = tf.as_dtype(dtype)
+        if dtype.is_integer:
+            return original(shape, seed, minval, maxval, dtype, name, alg)
+        bits = original(shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=alg)
+        unit = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0**-24
+        return tf.cast(minval + ((1.0 if maxval is None else maxval) - minval) * unit, dtype)
+
+    def normal(shape, seed, mean=0.0, stddev=1.0, dtype=tf.float32, name=None, alg="auto_select"):
+        seeds = tf.random.experimental.stateless_split(seed, 2, alg=alg)
+        radius = tf.sqrt(-2.0 * tf.math.log(1.0 - uniform(shape, seeds[0], alg=alg)))
+        return tf.cast(mean + stddev * radius * tf.cos(2 * math.pi * uniform(shape, seeds[1], alg=alg)), dtype)
+
+    monkeypatch.setattr(tf.random, "stateless_uniform", uniform)
+    monkeypatch.setattr(tf.random, "stateless_normal", normal)
+
+
+AUGMENT = "color,translation,cutout"
+CONDITIONAL = {"condition": ("Smiling", "Male"), "attrs": "attrs.txt"}
+# (precision, config, tolerance of the losses (rtol = atol), of the weights (their mean
+# difference over their mean move in two steps)), measured on CPU with margin: float32
+# agrees to round-off; bfloat16 keeps 8 bits, so its losses agree to about 4e-4 of their size.
+XLA_CASES = {
+    "float32, BatchNorm D, bce": ("float32", {}, 1e-5, 1e-3),
+    "mixed_bfloat16, conditional, wgan-gp, n_critic 2": (
+        "mixed_bfloat16", {**CONDITIONAL, "loss": "wgan", "gp": "wgan-gp", "n_critic": 2, "d_norm": "layer"}, 2e-3, 0.2),
+    "mixed_float16, hinge, r1": ("mixed_float16", {"loss": "hinge", "gp": "r1", "d_norm": "none"}, 1e-4, 0.05),
+}
+
+
+def two_steps(cfg):
+    """The step results and the trained weights after two steps on one batch."""
+    from dcgan_tf.model.gan import build_gan
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (cfg.batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
+    batch = (images, rng.integers(0, 2, (cfg.batch_size, len(cfg.condition))).astype("float32")) \
+        if cfg.condition else (images,)
+    gan = build_gan(cfg)
+    initial = [w.numpy().astype("float64") for w in gan.trainable_weights]
+    results = [gan.train_on_batch(*batch, return_dict=True) for _ in range(2)]
+    return results, initial, [w.numpy().astype("float64") for w in gan.trainable_weights]
+
+
+def mean_difference(weights, others):
+    """The mean absolute difference over all the values of two lists of weights."""
+    return np.concatenate([np.abs(a - b).ravel() for a, b in zip(weights, others)]).mean()
+
+
+@pytest.mark.parametrize("case", XLA_CASES)
+def test_the_xla_step_computes_what_the_plain_step_does(case, portable_draws):
+    precision, fields, loss_tolerance, weight_tolerance = XLA_CASES[case]
+    cfg = preset("tiny", image_size=8, mixed_precision=precision, diffaugment=AUGMENT, d_dropout=0.0, **fields)
+    plain, initial, plain_weights = two_steps(cfg.replace(jit_compile="off"))
+    xla, _, xla_weights = two_steps(cfg.replace(jit_compile="on"))
+    for plain_step, xla_step in zip(plain, xla):
+        assert plain_step.keys() == xla_step.keys()
+        for key, value in plain_step.items():
+            np.testing.assert_allclose(xla_step[key], value, rtol=loss_tolerance, atol=loss_tolerance, err_msg=key)
+    moved = mean_difference(plain_weights, initial)
+    assert mean_difference(xla_weights, plain_weights) <= weight_tolerance * moved
