@@ -84,7 +84,7 @@ def run_callbacks(cfg, run_dir, checkpoint, resume, initial_epoch, images, label
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
-    tensorboard = [callbacks.LearningRates(),
+    tensorboard = [callbacks.LearningRates(), callbacks.Hyperparameters(tensorboard_dir, cfg),
                    keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     evaluation = []
     if cfg.eval_every:
