@@ -34,6 +34,7 @@ import tensorflow as tf
 from dcgan_tf.config import JIT_MODES, Config
 from dcgan_tf.model import ada, augment, ema, latent, losses, penalties, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
+from dcgan_tf.model.optimizer_pair import OptimizerPair
 from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
 
 
@@ -125,6 +126,7 @@ class DCGAN(keras.Model):
                 opt if isinstance(opt, keras.optimizers.LossScaleOptimizer) else keras.optimizers.LossScaleOptimizer(opt)
                 for opt in (d_optimizer, g_optimizer))
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+        self.optimizer = OptimizerPair(d_optimizer, g_optimizer)  # for Keras' learning-rate callbacks
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.loss_name = loss_fn

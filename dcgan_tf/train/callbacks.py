@@ -103,7 +103,8 @@ class SampleGrid(keras.callbacks.Callback):
             import tensorflow as tf
             from PIL import Image
             with self.writer.as_default():
-                tf.summary.image("samples", np.asarray(Image.open(path))[None], step=epoch + 1)
+                # step=epoch: the step Keras' TensorBoard logs that epoch's scalars on
+                tf.summary.image("samples", np.asarray(Image.open(path))[None], step=epoch)
             self.writer.flush()
 
 
@@ -127,6 +128,24 @@ class LearningRateDecay(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.model.set_learning_rates(*(rate * 0.5 ** (epoch / half_life) if half_life else rate
                                         for rate, half_life in self.rates))
+
+
+class Hyperparameters(keras.callbacks.Callback):
+    """The run's config in TensorBoard's HPARAMS tab (its hparams plugin), written when fit starts;
+    values other than bool, int, float and str (the tuples: g_mult, condition) as their text."""
+
+    def __init__(self, tensorboard_dir, cfg):
+        super().__init__()
+        self.tensorboard_dir, self.cfg = Path(tensorboard_dir), cfg
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hparams
+        values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in self.cfg.to_dict().items()}
+        writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
+        with writer.as_default():
+            hparams.hparams(values)
+        writer.close()
 
 
 class LossCurves(StepCallback):

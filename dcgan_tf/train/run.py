@@ -103,7 +103,8 @@ def run_callbacks(run, resume, initial_epoch):
     history = callbacks.EpochHistory(str(run_dir / "history.csv"), append=resume,
                                      extra_keys=EVAL_KEYS[:2 + bool(cfg.holdout)] if cfg.eval_every else ())
     tensorboard_dir = run_dir / "tensorboard" if cfg.tensorboard else None
-    tensorboard = [keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
+    tensorboard = [callbacks.Hyperparameters(tensorboard_dir, cfg),
+                   keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False)] if cfg.tensorboard else []
     decaying = bool(cfg.d_lr_half_life or cfg.g_lr_half_life)
     rates = [callbacks.LearningRates()] if cfg.tensorboard or decaying else []  # logged, in history.csv too
     schedules = [callbacks.LearningRateDecay(cfg.discriminator_lr, cfg.lr, cfg.d_lr_half_life,
