@@ -19,42 +19,32 @@ import sys
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
-from dcgan_tf.data.download import (
-    CELEBA,
-    DEFAULT_DIR,
-    DRIVE_URL,
-    DownloadError,
-    KaggleSource,
-    download,
-    google_drive,
-    mirror,
-    say,
-)
-
+from dcgan_tf.data import download as celeba  # read at call time: tests point CELEBA and DRIVE_URL elsewhere
+from dcgan_tf.utils.locks import InUse
 
 def main(argv=None):
     parser = ArgumentParser(prog="dcgan-tf download", description=__doc__)
     parser.add_argument("dataset", choices=["celeba"], help="the dataset to download")
-    parser.add_argument("--to", type=Path, default=DEFAULT_DIR, metavar="DIR",
-                        help=f"folder for the files (default {DEFAULT_DIR})")
+    parser.add_argument("--to", type=Path, default=celeba.DEFAULT_DIR, metavar="DIR",
+                        help=f"folder for the files (default {celeba.DEFAULT_DIR})")
     parser.add_argument("--mirror", action="append", default=[], metavar="URL",
                         help="a URL under which the files are found by name; tried before Google Drive (repeatable)")
     parser.add_argument("--kaggle", metavar="OWNER/DATASET",
                         help="a Kaggle dataset that holds the files by name; tried last, with the kaggle client")
     args = parser.parse_args(argv)
-    sources = [mirror(url) for url in args.mirror] + [google_drive(DRIVE_URL)]
-    sources += [KaggleSource(args.kaggle)] if args.kaggle else []
     try:
-        paths = download(CELEBA, args.to, sources)
-    except DownloadError as error:
+        sources = [celeba.mirror(url) for url in args.mirror] + [celeba.google_drive(celeba.DRIVE_URL)]
+        sources += [celeba.KaggleSource(args.kaggle)] if args.kaggle else []
+        paths = celeba.download(celeba.CELEBA, args.to, sources)
+    except (celeba.DownloadError, ValueError, InUse) as error:
         sys.exit(f"download: error: {error}")
     except KeyboardInterrupt:
-        say("download: interrupted; run the same command again to resume")
+        celeba.say("download: interrupted; run the same command again to resume")
         sys.exit(130)
     for path in paths:
         print(path)
-    flag = "celeba" if args.to.expanduser().resolve() == DEFAULT_DIR.resolve() else args.to / IMAGES
-    say(f"train on it: python train.py --preset dcgan32 --data {flag}")
+    flag = "celeba" if args.to.expanduser().resolve() == celeba.DEFAULT_DIR.resolve() else args.to / celeba.IMAGES
+    celeba.say(f"train on it: python train.py --preset dcgan32 --data {flag}")
 
 
 if __name__ == "__main__":
