@@ -19,13 +19,12 @@ Each takes &truncation=PSI and &dials=Smiling:1.5,Male:-1 too. Faces are made on
 time; a few more requests wait their turn and any beyond those get 503.
 """
 
-import ipaddress
 import sys
 import webbrowser
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
-from dcgan_tf.explore.server import DEFAULT_PORT, PORTS_TRIED, Explorer, serve
+from dcgan_tf.explore.server import DEFAULT_PORT, PORTS_TRIED, Explorer, is_loopback, serve
 
 
 def main(argv=None):
@@ -61,13 +60,6 @@ def main(argv=None):
         print("stopped")
     finally:
         server.server_close()
-
-
-def is_loopback(host):
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 if __name__ == "__main__":
