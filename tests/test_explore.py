@@ -2,12 +2,14 @@
 saves, bad parameters, the bounded queue, and the command line."""
 
 import base64
+import http.client
 import io
 import json
 import os
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -188,6 +190,49 @@ def test_only_get_is_answered(server):
     assert json.loads(error.value.read())["error"].startswith("the explorer answers GET only")
 
 
+def get_with_host(port, path, host, method="GET"):
+    """(status, headers, body) of a request with this Host header (urllib would send the URL's)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.putrequest(method, "/" + path, skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8470", "127.0.0.1.attacker.example",
+                                  "localhost.attacker.example:80"])
+def test_another_host_name_gets_403(server, host):
+    """DNS rebinding (issue 33, case 2): a page on another name must not reach the API."""
+    port = server.server_address[1]
+    for path in ("api/model", "api/page?start=0&count=1", "api/save?seed=1", ""):
+        status, headers, body = get_with_host(port, path, host)
+        assert status == 403 and "default-src 'self'" in headers["Content-Security-Policy"]
+        assert json.loads(body)["error"].startswith("the explorer answers requests for this machine only")
+        assert str(server.explorer.model).encode() not in body  # the model's absolute path stays private
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1:{port}", "[::1]:{port}", "LOCALHOST.:{port}",
+                                  "app.localhost:{port}", "192.168.1.20:{port}"])
+def test_this_machines_names_and_addresses_are_answered(server, host):
+    port = server.server_address[1]
+    assert get_with_host(port, "api/model", host.format(port=port))[0] == 200
+
+
+@pytest.mark.parametrize("method", ["HEAD", "OPTIONS", "get", "PUT", "TRACE"])
+def test_other_methods_get_405_with_the_security_headers(server, method):
+    """Issue 33, case 18: not http.server's 501 HTML page."""
+    port = server.server_address[1]
+    status, headers, body = get_with_host(port, "api/model", "127.0.0.1", method)
+    assert status == 405 and headers["Allow"] == "GET" and headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    if method != "HEAD":
+        assert json.loads(body)["error"] == f"the explorer answers GET only, not {method}"
+
+
 def test_the_page_is_served_with_a_policy_that_allows_nothing_from_elsewhere(server):
     for path, kind in [("", "text/html"), ("app.js", "text/javascript"), ("style.css", "text/css")]:
         with urllib.request.urlopen(server.url + path, timeout=30) as response:
@@ -210,6 +255,27 @@ def slow_generator(started, release, concurrent):
         return np.full((len(z), 8, 8, 3), 128, np.uint8)
 
     return FaceGenerator(fn, latent_dim=4)
+
+
+def test_a_client_that_leaves_mid_answer_is_not_reported(capfd):
+    """Issue 33, case 18: the client resets the connection while its faces are made."""
+    started, release, concurrent = threading.Event(), threading.Event(), []
+    release.set()  # the warm-up passes
+    explorer = Explorer(slow_generator(started, release, concurrent))
+    release.clear()
+    with running(explorer) as server:
+        for _ in range(2):
+            started.clear()
+            leave_mid_answer(server.server_address[1])
+            assert started.wait(30)
+            time.sleep(0.1)  # the reset arrives while the faces are made
+            release.set()
+            time.sleep(0.3)
+            release.clear()
+        release.set()
+        assert get(server, "api/model")[0] == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "failed" not in err, err
 
 
 def test_one_generation_at_a_time_and_a_full_queue_answers_503():
@@ -293,10 +359,20 @@ def test_command_line_serves_on_loopback_next_free_port_opens_and_stops_on_ctrl_
                     break
                 time.sleep(0.05)
             assert opened.read_text() == url
+            for _ in range(3):  # clients that leave mid-answer (issue 33, case 18): no BrokenPipe traceback
+                leave_mid_answer(served_port)
+            assert get_with_host(served_port, "api/model", f"127.0.0.1:{served_port}")[0] == 200
         finally:
             process.send_signal(signal.SIGINT)
             out, err = process.communicate(timeout=60)
     assert process.returncode == 0 and out.strip() == "stopped" and "Traceback" not in err
+
+
+def leave_mid_answer(port):
+    """Ask for a page of faces and reset the connection before the answer comes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+        client.sendall(b"GET /api/page?start=0&count=64 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
 
 
 @pytest.mark.parametrize("args, message", [

@@ -8,7 +8,9 @@ Fetches img_align_celeba.zip (1.3 GiB), list_attr_celeba.txt and list_eval_parti
 the files (same Google Drive ids, same checksums) that torchvision's and TensorFlow
 Datasets' CelebA loaders use. Each file is written to a hidden partial file that a later
 run resumes (HTTP Range), checked against its size, SHA-256 and MD5, and only then renamed
-into place. Sources are tried in order until one delivers the right bytes: each --mirror
+into place; one process at a time writes a file (a second one into the same --to is refused),
+and no more than the file's size is written, whatever the server sends. Only http(s) links
+are followed, and a connection slower than a minimum rate counts as lost. Sources are tried in order until one delivers the right bytes: each --mirror
 (a URL under which the files are found by name), Google Drive (following its large-file
 confirmation page; its quota-exceeded and access-denied pages are reported, never saved),
 then --kaggle OWNER/DATASET through the kaggle client when it and its credentials are
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
 from dcgan_tf.data import download
+from dcgan_tf.utils.locks import InUse
 
 
 def main(argv=None):
@@ -32,11 +35,11 @@ def main(argv=None):
     parser.add_argument("--kaggle", metavar="OWNER/DATASET",
                         help="a Kaggle dataset that holds the files by name; tried last, with the kaggle client")
     args = parser.parse_args(argv)
-    sources = [download.mirror(url) for url in args.mirror] + [download.google_drive(download.DRIVE_URL)]
-    sources += [download.KaggleSource(args.kaggle)] if args.kaggle else []
     try:
+        sources = [download.mirror(url) for url in args.mirror] + [download.google_drive(download.DRIVE_URL)]
+        sources += [download.KaggleSource(args.kaggle)] if args.kaggle else []
         paths = download.download(download.CELEBA, args.to, sources)
-    except download.DownloadError as error:
+    except (download.DownloadError, ValueError, InUse) as error:
         sys.exit(f"download: error: {error}")
     except KeyboardInterrupt:
         download.say("download: interrupted; run the same command again to resume")

@@ -7,7 +7,7 @@ turn attribute dials and save a face with the generate.py command that makes it 
 MODEL is what generate.py takes: a run directory, a checkpoint, an export directory, a
 SavedModel or a .keras file. A directions.npz beside it (attribute name -> latent direction)
 gives the page one dial per attribute. The page is plain HTML, CSS and JavaScript shipped in
-dcgan_tf/explore_static/; it loads nothing from anywhere else.
+dcgan_tf/explore/static/; it loads nothing from anywhere else.
 
 The API answers GET requests whose values are all query parameters; every answer is made in
 memory (no request names, reads or writes a file) and a bad value gets 400 and one line:
@@ -16,16 +16,18 @@ memory (no request names, reads or writes a file) and a bad value gets 400 and o
   /api/face.png?seed=A              one face; with &to=B&step=K&steps=N, frame K of the walk A -> B
   /api/save?seed=A...               that face as PNG and .npy (base64) and the generate.py command
 Each takes &truncation=PSI and &dials=Smiling:1.5,Male:-1 too. Faces are made one request at a
-time; a few more requests wait their turn and any beyond those get 503.
+time; a few more requests wait their turn and any beyond those get 503. Any other method gets
+405, and a request whose Host is not this machine's (a loopback name, an IP address or --host)
+gets 403: a web page elsewhere cannot reach the explorer by pointing its own name here (DNS
+rebinding).
 """
 
-import ipaddress
 import sys
 import webbrowser
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
-from dcgan_tf.explore.server import DEFAULT_PORT, PORTS_TRIED, Explorer, serve
+from dcgan_tf.explore.server import DEFAULT_PORT, PORTS_TRIED, Explorer, is_loopback, serve
 
 
 def main(argv=None):
@@ -61,13 +63,6 @@ def main(argv=None):
         print("stopped")
     finally:
         server.server_close()
-
-
-def is_loopback(host):
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 if __name__ == "__main__":

@@ -117,20 +117,14 @@ def with_joined_negative_values(argv):
 
 
 def latent_points(args, latent_dim):
-    import numpy as np
-
     from dcgan_tf.model import latent
+    from dcgan_tf.utils.arrays import load_npy
 
     if args.mode == "grid":  # drawn a batch at a time, as the faces are
         return latent.LatentStream(args.n, latent_dim, args.seed, args.truncation)
     if args.mode == "interpolate":
         return latent.walk(args.seeds or [0, 1], args.steps, latent_dim, args.truncation, args.method)
-    vector = None
-    if args.vector is not None:
-        try:
-            vector = np.load(args.vector, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"--vector {args.vector}: not a readable .npy file ({error})") from None
+    vector = None if args.vector is None else load_npy(args.vector, max_bytes=16 * latent_dim)  # one latent vector
     return latent.query_points(latent_dim, vector)
 
 

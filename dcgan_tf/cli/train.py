@@ -11,7 +11,10 @@ from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser, add_config_flags, config_overrides
 from dcgan_tf.config import PRESETS, WEIGHT_DTYPES, Config, preset
+from dcgan_tf.utils import locks
 from dcgan_tf.utils.signals import stop_signals
+
+LOCK_FILE = ".lock"  # in the run directory: one process trains a run at a time
 
 
 def parse_args(argv=None):
@@ -85,8 +88,10 @@ def run(args):
             return
         run_dir = args.out or Path("runs") / default_run_name(cfg)
         export_dir = None if args.no_export else args.export_dir / run_dir.name
-        train(cfg, run_dir, resume=args.resume, export_dir=export_dir, export_weights=args.export_weights)
-    except (ValueError, OSError, CheckpointError, WeightsError) as error:
+        with locks.exclusive(run_dir / LOCK_FILE, f"the run {run_dir}",
+                             "wait for that training to end (or stop it), or choose another --out"):
+            train(cfg, run_dir, resume=args.resume, export_dir=export_dir, export_weights=args.export_weights)
+    except (ValueError, OSError, CheckpointError, WeightsError, locks.InUse) as error:
         fail(error)
     except TrainingStopped as stopped:
         print(f"train.py: {stopped}", file=sys.stderr)

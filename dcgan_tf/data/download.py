@@ -5,6 +5,7 @@
 import hashlib
 import http.client
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from html.parser import HTMLParser
 from http.cookiejar import CookieJar
 from pathlib import Path
 
-from dcgan_tf.utils.files import CACHE_DIR, partial_path
+from dcgan_tf.utils import locks
+from dcgan_tf.utils.files import CACHE_DIR, check_writable, partial_path
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ DEFAULT_DIR = CACHE_DIR / "celeba"
 DRIVE_URL = "https://drive.google.com/uc"
 TIMEOUT = 30  # seconds without a byte before a connection counts as lost
 TRIES = 3  # connections per source and file; each one resumes where the last stopped
+MIN_RATE, RATE_WINDOW = 1024, 60  # bytes a second, averaged over seconds: slower counts as a lost connection
+SCHEMES = ("http", "https")  # the only links followed: a page may point at file:// or ftp://
 CHUNK = 1 << 20
 PAGE_LIMIT = 1 << 20  # bytes of a web page read to find out what it says
 OTHER_SOURCES = "--mirror URL or --kaggle OWNER/DATASET"
@@ -191,6 +195,12 @@ def _is_page(content_type, first_bytes):
 
 # --- sources ----------------------------------------------------------------------------
 
+def _range_start(response):
+    """The first byte a 206 response holds, from its Content-Range; None if it does not say."""
+    match = re.fullmatch(r"bytes (\d+)-\d+/(\d+|\*)", response.headers.get("Content-Range", "").strip())
+    return int(match.group(1)) if match else None
+
+
 def _expected_total(response, offset):
     """The full file size the response announces (Content-Range, else offset + Content-Length), or None."""
     content_range = response.headers.get("Content-Range", "")
@@ -226,7 +236,12 @@ class HttpSource:
         if done == file.size:  # complete from an earlier run, only the check is left
             return
         with self._open(self.url_for(file), done) as response:
-            if done and response.status != 206:  # the server ignores Range: start from the beginning
+            start = _range_start(response) if response.status == 206 else 0  # 200: the server ignored Range
+            if start != done:
+                if start != 0:  # neither where we asked nor the beginning: ask for the whole file next
+                    partial.unlink(missing_ok=True)
+                    raise ConnectionResetError(f"the server resumed at byte {start}, not at byte {done} as asked; "
+                                               "starting again from the beginning")
                 done = 0
             total = _expected_total(response, done)
             if total is not None and total != file.size:
@@ -236,22 +251,24 @@ class HttpSource:
             progress = Progress(file.name, file.size, done)
             with open(partial, "ab" if done else "wb") as out:
                 try:
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        progress.add(len(chunk))
+                    _copy(response, out, file.size, progress)
                 finally:
                     progress.close()
                 if out.tell() < file.size:  # http.client returns a short body, without an error
                     raise ConnectionResetError("the server closed the connection early")
+            if response.read1(1):  # a server that sends no length may send more than the file
+                partial.unlink()
+                raise SourceError(f"sends more than the {file.size:,} bytes expected: not the official file")
 
     def _open(self, url, offset):
         """A response that streams the file from `offset`; follows Google Drive's confirmation
         page, turns other pages and HTTP errors into a SourceError."""
-        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()), _HttpRedirects)
         headers = {"User-Agent": "Mozilla/5.0 (compatible; dcgan-tf)"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
         for _ in range(2):  # Google Drive's confirmation page, then the confirmed download
+            _check_scheme(url)
             try:
                 response = opener.open(urllib.request.Request(url, headers=headers), timeout=TIMEOUT)
             except urllib.error.HTTPError as error:
@@ -267,6 +284,35 @@ class HttpSource:
             if url is None:
                 raise SourceError(page.problem() or f"a web page ({page.title.strip()!r}) instead of the file")
         raise SourceError("a second confirmation page instead of the file")
+
+
+def _copy(response, out, size, progress):
+    """Write the response's body to `out` until it holds `size` bytes or the body ends;
+    TimeoutError when fewer than MIN_RATE bytes a second arrive over RATE_WINDOW seconds
+    (a server that trickles a byte now and then never trips the socket's timeout)."""
+    window_start, window_bytes = time.monotonic(), 0
+    while (left := size - out.tell()) > 0 and (chunk := response.read1(min(CHUNK, left))):
+        out.write(chunk)
+        progress.add(len(chunk))
+        window_bytes += len(chunk)
+        if time.monotonic() - window_start >= RATE_WINDOW:
+            if window_bytes < MIN_RATE * RATE_WINDOW:
+                raise TimeoutError(f"slower than {_size(MIN_RATE)}/s for {RATE_WINDOW} s")
+            window_start, window_bytes = time.monotonic(), 0
+
+
+def _check_scheme(url):
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in SCHEMES:
+        raise SourceError(f"refusing to follow a {scheme or 'relative'}: link ({url[:80]}): only http and https")
+
+
+class _HttpRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects to http(s) only (urllib's own also follow ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        _check_scheme(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def _reason(error):
@@ -291,6 +337,9 @@ def _http_problem(error):
 
 def mirror(base):
     """A source that holds the files by name under the URL `base`."""
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in SCHEMES or not parts.netloc:
+        raise ValueError(f"--mirror {base!r}: expected an http:// or https:// URL, e.g. https://example.org/celeba/")
     base = base if base.endswith("/") else base + "/"
     return HttpSource(base, lambda file: urllib.parse.urljoin(base, urllib.parse.quote(file.name)))
 
@@ -350,8 +399,18 @@ def _check_space(file, partial):
 
 
 def fetch(file, path, sources):
-    """Put `file` at `path`, verified: keep a verified copy, else try `sources` in order."""
+    """Put `file` at `path`, verified: keep a verified copy, else try `sources` in order.
+    One process at a time (locks.InUse for a second one)."""
     path = Path(path)
+    with locks.exclusive(path.with_name(f".{path.name}.lock"), path,
+                         "another download writes it: wait for it to end, or choose another --to"):
+        return _fetch(file, path, sources)
+
+
+def _fetch(file, path, sources):
+    if (path.exists() or path.is_symlink()) and not path.is_file():
+        raise DownloadError(f"{path} is in the way of {file.name}: it is a folder, a dangling link or not a "
+                            "regular file: move it away, or choose another --to")
     if path.exists():
         problem = mismatch(file, path)
         if problem is None:
@@ -369,6 +428,9 @@ def fetch(file, path, sources):
             say(f"{file.name}: {source.label}: {error}")
             failures.append(error)
             continue
+        except OSError as error:  # writing the partial file: a full disk, an I/O error
+            raise DownloadError(f"could not write {partial} ({error.strerror or error}): free some space, "
+                                f"or choose another --to; {_kept(partial)}") from None
         problem = mismatch(file, partial)
         if problem is not None:
             partial.unlink()
@@ -378,15 +440,19 @@ def fetch(file, path, sources):
         os.replace(partial, path)
         say(f"{file.name}: verified (size, SHA-256 and MD5)")
         return path
-    kept = f"; {_size(partial.stat().st_size)} are kept for the next run to resume" if partial.exists() else ""
+    kept = f"; {_kept(partial)}" if partial.exists() else ""
     if failures and all(isinstance(failure, Unreachable) for failure in failures):
         raise DownloadError(f"cannot reach any source of {file.name}: check the network connection{kept}")
     raise DownloadError(f"no source delivered {file.name} (reasons above){kept}: try again later, add a "
                         f"source ({OTHER_SOURCES}), or download it by hand (README: Training on CelebA)")
 
 
+def _kept(partial):
+    return f"{_size(partial.stat().st_size if partial.exists() else 0)} are kept for the next run to resume"
+
+
 def download(files, folder, sources):
     """Fetch each of `files` into `folder` (see fetch); returns their paths."""
     folder = Path(folder).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable(folder, "--to")
     return [fetch(file, folder / file.name, sources) for file in files]

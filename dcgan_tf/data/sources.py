@@ -33,6 +33,7 @@ from PIL import Image
 
 from dcgan_tf.data.download import PARTITION, resolve_dataset_path
 from dcgan_tf.utils import memory
+from dcgan_tf.utils.arrays import ArrayFileError, Npz, load_npy
 from dcgan_tf.utils.batches import progress_bar
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -281,15 +282,20 @@ def _array_images(array, size, crop, name):
 
 
 def _load_array(path):
+    """A .npy memory-mapped, or the first array of a .npz read if it fits in memory (both
+    checked from their headers first: see dcgan_tf.utils.arrays)."""
     try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                if not archive.files:
-                    raise DataError(f"{path}: the .npz holds no array")
-                return archive[archive.files[0]]
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise DataError(f"{path}: not a readable numpy array ({error})") from None
+        if path.suffix != ".npz":
+            return load_npy(path, mmap=True)
+        with Npz(path) as archive:
+            if not archive.files:
+                raise DataError(f"{path}: the .npz holds no array")
+            shape, dtype = archive.header(archive.files[0])
+            memory.check(math.prod(shape) * dtype.itemsize, f"{path} ({shape} {dtype})",
+                         "use a .npy from dcgan-tf prepare (memory-mapped)")
+            return archive.read(archive.files[0], max_bytes=None)
+    except ArrayFileError as error:
+        raise DataError(str(error)) from None
 
 
 def _starts_with(path, magic):

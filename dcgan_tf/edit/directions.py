@@ -21,6 +21,7 @@ import numpy as np
 from dcgan_tf.data.labels import attribute_indices
 from dcgan_tf.model import latent
 from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
+from dcgan_tf.utils.arrays import ArrayFileError, Npz
 from dcgan_tf.utils.batches import progress_bar
 from dcgan_tf.utils.files import written_atomically
 
@@ -28,6 +29,7 @@ ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # CelebA's names: Smiling, 5
 EXTREMES = 0.25  # share of the samples at each end of an attribute's score that the boundary separates
 PROBE_SEED = 0x0D1C  # the latent seed of the faces that identify the generator directions belong to
 RESERVED = ("meta", "probe_images")  # npz keys that are not attribute names
+META_BYTES, PROBE_BYTES = 2**20, 2**24  # what meta (JSON) and probe_images (2 faces) may declare
 
 
 def sigmoid(x):
@@ -67,6 +69,22 @@ def fit_boundary(z, scores, extremes=EXTREMES, seed=0):
     return w / norm, b / norm, accuracy
 
 
+def _meta(array):
+    """directions.npz's meta: a JSON object whose "attributes", if given, is a list of names."""
+    if array.dtype.kind != "U" or array.ndim != 0:
+        raise ValueError(f"meta must be one JSON string, got {array.dtype} {array.shape}")
+    try:
+        meta = json.loads(str(array))
+    except RecursionError:
+        raise ValueError("meta is JSON nested too deeply") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta must be a JSON object, got {type(meta).__name__}")
+    names = meta.get("attributes", [])
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"meta's attributes must be a list of names, got {json.dumps(names)[:80]}")
+    return meta
+
+
 def probe_images(generator):
     """Two faces at fixed z: they tell whether directions were fit on this generator."""
     return generator(latent.sample(2, generator.latent_dim, PROBE_SEED).numpy())
@@ -90,17 +108,28 @@ class Directions:
 
     @classmethod
     def load(cls, path, latent_dim):
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                meta = json.loads(str(archive["meta"])) if "meta" in archive.files else {}
-                names = meta.get("attributes") or [name for name in archive.files if name not in RESERVED]
-                vectors = [np.asarray(archive[name], np.float64).reshape(-1) for name in names]
-                probe = archive["probe_images"] if "probe_images" in archive.files else None
-        except FileNotFoundError:
+        """Each array's size is checked from its header before it is read, and meta's shape before
+        it is used: a hand-made or hostile file is a ValueError naming the problem."""
+        if not Path(path).is_file():
             raise FileNotFoundError(f"no attribute directions at {path}: fit them with "
-                                    "dcgan-tf attributes directions MODEL --classifier FILE") from None
-        except (OSError, ValueError, KeyError) as error:
+                                    "dcgan-tf attributes directions MODEL --classifier FILE")
+        try:
+            with Npz(path) as archive:
+                meta = _meta(archive.read("meta", META_BYTES)) if "meta" in archive.files else {}
+                names = meta.get("attributes") or [name for name in archive.files if name not in RESERVED]
+                missing = [name for name in names if name not in archive.files]
+                if missing:
+                    raise ValueError(f"meta names attributes without a direction: {', '.join(missing)}")
+                vectors = [np.asarray(archive.read(name, 16 * latent_dim), np.float64).reshape(-1) for name in names]
+                probe = archive.read("probe_images", PROBE_BYTES) if "probe_images" in archive.files else None
+        except ArrayFileError as error:
+            raise ValueError(f"{error}: not a readable .npz of directions (one vector of {latent_dim} values "
+                             "per attribute)") from None
+        except (ValueError, TypeError) as error:  # TypeError: a string array asked for floats
             raise ValueError(f"{path}: not a readable .npz of directions ({error})") from None
+        if probe is not None and (probe.dtype != np.uint8 or probe.ndim != 4 or probe.shape[-1] != 3):
+            raise ValueError(f"{path}: probe_images must be uint8 images [n, H, W, 3], got {probe.dtype} "
+                             f"{probe.shape}: fit the directions again")
         for name, vector in zip(names, vectors):
             if not ATTRIBUTE_NAME.fullmatch(name):
                 raise ValueError(f"{path}: attribute name {name!r} must be letters, digits and _ (at most 64)")

@@ -7,10 +7,12 @@ import contextlib
 import dataclasses
 import errno
 import io
+import ipaddress
 import json
 import re
 import shlex
 import socket
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +42,10 @@ HEADERS = {  # the page may load only what this server serves, and nothing may f
 
 class BadRequest(ValueError):
     """400: a parameter is unknown, repeated, missing or out of range."""
+
+
+class Forbidden(ValueError):
+    """403: the request names another host than this one."""
 
 
 class Busy(RuntimeError):
@@ -248,6 +254,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         url = urlsplit(self.path)
         try:
+            self._check_host()
             if url.path in self.server.static:
                 self._send(HTTPStatus.OK, *self.server.static[url.path])
                 return
@@ -255,6 +262,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise LookupError(f"no page {url.path}: the explorer is at /")
             answer, parameters = self.server.explorer.routes[url.path]
             self._send(HTTPStatus.OK, *answer(Query(url.query, parameters)))
+        except ConnectionError:  # the client left mid-answer: nobody to answer
+            raise
+        except Forbidden as error:
+            self._error(HTTPStatus.FORBIDDEN, error)
         except BadRequest as error:
             self._error(HTTPStatus.BAD_REQUEST, error)
         except LookupError as error:
@@ -265,11 +276,21 @@ class Handler(BaseHTTPRequestHandler):
             self.log_error("%s failed: %s: %s", url.path, type(error).__name__, error)
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(error).__name__}: {error}")
 
-    def do_POST(self):
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"the explorer answers GET only, not {self.command}",
-                    {"Allow": "GET"})
+    def _check_host(self):
+        host = self.headers.get("Host")
+        if host is not None and not self.server.serves_host(host):
+            raise Forbidden(f"the explorer answers requests for this machine only, not for Host {host[:80]!r}: "
+                            f"open {self.server.url}")
 
-    do_PUT = do_DELETE = do_PATCH = do_POST
+    def send_error(self, code, message=None, explain=None):
+        """Every error as one JSON line with the security headers, also those of http.server's own
+        checks; a method other than GET (http.server's 501) is 405."""
+        self.close_connection = True
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"the explorer answers GET only, not {self.command}",
+                        {"Allow": "GET"})
+        else:
+            self._error(code, message or HTTPStatus(code).phrase)
 
     def _error(self, status, message, headers=None):
         self._send(status, *_json({"error": str(message)}), headers)
@@ -281,7 +302,8 @@ class Handler(BaseHTTPRequestHandler):
         for name, value in {**HEADERS, **(headers or {})}.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format, *args):
         if self.server.verbose:
@@ -299,15 +321,40 @@ class ExplorerServer(ThreadingHTTPServer):
         folder = resources.files(__package__) / "static"
         self.static = {route: (content_type, (folder / name).read_bytes())
                        for route, (name, content_type) in STATIC.items()}
+        self.host = address[0]
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, Handler)
+
+    def serves_host(self, host):
+        """Whether a Host header names this server: a loopback name, an IP address (rebinding needs
+        a domain name) or the host it was asked to serve on, with any port."""
+        name = host.rpartition(":")[0] if re.fullmatch(r".*:\d*", host) and not host.endswith("]") else host
+        name = name.strip("[]").lower().rstrip(".")
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            return is_loopback(name) or name == self.host.lower()
+
+    def handle_error(self, request, client_address):
+        """A client that leaves mid-answer is nothing to report; anything else is."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     @property
     def url(self):
         host, port = self.server_address[:2]
         host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
         return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def is_loopback(host):
+    """localhost (and names under it) or a loopback address."""
+    try:
+        return host == "localhost" or host.endswith(".localhost") or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def serve(explorer, host="127.0.0.1", port=DEFAULT_PORT, verbose=False):

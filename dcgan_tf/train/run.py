@@ -172,7 +172,11 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
         # The config's rates, not the checkpoint's: a --resume --lr override takes effect.
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
         run_logs.trim_logs(out_dir, initial_epoch, gan.step_count())
-        log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
+        if initial_epoch >= cfg.epochs:
+            log(f"{run_dir} has already trained all its {cfg.epochs} epochs: nothing is left to train "
+                "(pass a larger --epochs to train on)")
+        else:
+            log(f"resuming {run_dir} at epoch {initial_epoch + 1} of {cfg.epochs}")
     else:
         initial_epoch = 0
     # Only once the data is good and a resume has restored: a failed start or resume leaves
