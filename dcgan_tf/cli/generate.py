@@ -176,7 +176,7 @@ def edit(args, generator):
 
 def arithmetic(args, generator):
     """The DCGAN paper's figure 7 for the concepts given, and how the classifier sees the result."""
-    from dcgan_tf.edit.directions import parse_expression, vector_arithmetic
+    from dcgan_tf.edit.arithmetic import parse_expression, vector_arithmetic
     from dcgan_tf.utils.images import save_png
 
     result = vector_arithmetic(generator, classifier(args), parse_expression(args.terms), args.pool, args.seed,
