@@ -26,6 +26,9 @@ def trained_run(tmp_path_factory):
     np.save(work / "faces.npy", np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8))
     result = run_train("--preset", "tiny", "--data", "faces.npy", "--epochs", 1, "--out", "runs/demo", cwd=work)
     assert result.returncode == 0, result.stderr
+    # stdout is a pipe: labelled bars and one line per epoch, no terminal escape codes
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout, result.stdout
+    assert sum(line.startswith("4/4 - ") for line in result.stdout.splitlines()) == 1, result.stdout
     return work, work / "runs" / "demo"
 
 

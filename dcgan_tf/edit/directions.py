@@ -194,7 +194,7 @@ def edit_response(generator, classifier, directions, names, strengths, n=200, se
     """Mean classifier probability of every attribute as faces move along each direction:
     float [len(names), len(strengths), classifier attributes]."""
     z = latent.sample(n, generator.latent_dim, seed).numpy()
-    bar = progress_bar(len(names), unit_name="direction") if progress else None
+    bar = progress_bar(len(names), f"edits along {len(names)} directions, {n} faces each", "direction") if progress else None
     response = []
     for name in names:
         images = generator.all(edit_points(z, directions.vector(name), strengths), batch_size)
