@@ -15,7 +15,7 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
 - `step` counts every train_step, also one whose update a mixed_float16 loss scaler
   skipped, so the next step draws fresh values.
 - The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
-  and exports use; the penalties live in dcgan_tf.penalties.
+  and exports use; the penalties live in dcgan_tf.model.losses.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
 - With adaptive augmentation (dcgan_tf.model.ada) DiffAugment applies each policy with the
   probability ada.p, and the step adds the signs of D's real logits to ada's accumulators.
@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_tf.config import JIT_MODES, Config
-from dcgan_tf.model import ada, augment, ema, latent, losses, penalties, precision
+from dcgan_tf.model import ada, augment, ema, latent, losses, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.model.optimizer_pair import OptimizerPair
 from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
@@ -187,8 +187,8 @@ class DCGAN(keras.Model):
     def _penalty(self, real, fake, attributes, mix):
         critic = functools.partial(self._d_logits, attributes=attributes)
         if self.gp == "wgan-gp":
-            return self.gp_weight * penalties.wgan_gp(critic, real, fake, mix)
-        return self.gp_weight * penalties.r1(critic, real)
+            return self.gp_weight * losses.wgan_gp(critic, real, fake, mix)
+        return self.gp_weight * losses.r1(critic, real)
 
     @staticmethod
     def _apply(optimizer, tape, target, variables, output_gradients=None):
