@@ -41,12 +41,12 @@ from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
 class Stream(enum.IntEnum):
     """The independent random streams of one update of a training step (see DCGAN._seed)."""
 
-    Z_DISCRIMINATOR = 0  # z of the fakes D trains on (and G, when the fake batch is reused)
-    Z_GENERATOR = 1  # z of G's own fakes without reuse_fake
-    AUGMENT_REAL = 2
-    AUGMENT_FAKE = 3
-    AUGMENT_GENERATOR = 4
-    PENALTY_MIX = 5
+    D_UPDATE_Z = 0  # z of the fakes D trains on (and G trains on, when the fake batch is reused)
+    G_UPDATE_Z = 1  # z of the fakes G trains on without reuse_fake
+    D_UPDATE_AUGMENT_REAL = 2
+    D_UPDATE_AUGMENT_FAKE = 3
+    G_UPDATE_AUGMENT = 4
+    D_UPDATE_PENALTY_MIX = 5
 
 
 class DiscriminatorDraws(typing.NamedTuple):
@@ -156,14 +156,14 @@ class DCGAN(keras.Model):
 
     def _d_draws(self, batch_size, update):
         mix = replica_rows(lambda n: tf.random.stateless_uniform(
-            [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX, update), alg=latent.RANDOM_ALGORITHM), batch_size)
-        return DiscriminatorDraws(z=self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR, update),
-                                  augment_real=self._seed(Stream.AUGMENT_REAL, update),
-                                  augment_fake=self._seed(Stream.AUGMENT_FAKE, update), mix=mix)
+            [n, 1, 1, 1], seed=self._seed(Stream.D_UPDATE_PENALTY_MIX, update), alg=latent.RANDOM_ALGORITHM), batch_size)
+        return DiscriminatorDraws(z=self._latent_batch(batch_size, Stream.D_UPDATE_Z, update),
+                                  augment_real=self._seed(Stream.D_UPDATE_AUGMENT_REAL, update),
+                                  augment_fake=self._seed(Stream.D_UPDATE_AUGMENT_FAKE, update), mix=mix)
 
     def _g_draws(self, batch_size):
-        return GeneratorDraws(z=self._latent_batch(batch_size, Stream.Z_GENERATOR),
-                              augment=self._seed(Stream.AUGMENT_GENERATOR))
+        return GeneratorDraws(z=self._latent_batch(batch_size, Stream.G_UPDATE_Z),
+                              augment=self._seed(Stream.G_UPDATE_AUGMENT))
 
     def _augmented(self, images, seed):
         """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
