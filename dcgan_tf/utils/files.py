@@ -120,6 +120,11 @@ def check_writable(directory, flag):
     """Create `directory` if needed and write a probe file in it, so a read-only or full file
     system, or a file in the way, is an error before any work (ValueError naming `flag`)."""
     directory = Path(directory)
+    if directory.is_symlink() and not directory.exists():
+        raise ValueError(f"{flag} {directory} is a link to {os.readlink(directory)}, which does not exist: "
+                         f"create that folder, or choose another {flag}")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{flag} {directory} is a file, not a folder: choose another {flag}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory) as probe:
