@@ -4,6 +4,7 @@ import csv
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ from dcgan_tf.config import Config, preset
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.train import run, run_logs
 from dcgan_tf.train.checkpoints import CheckpointError, TrainingCheckpoint
-from dcgan_tf.utils import signals
+from dcgan_tf.utils import files, signals
+from dcgan_tf.utils.files import written_atomically
 
 STEPS_PER_EPOCH = 64  # 1,024 images, batch 16
 
@@ -412,3 +414,87 @@ def test_logs_opened_but_never_written_do_not_stop_a_resume(tmp_path):
     run_logs.trim_logs(tmp_path, 0, 2)
     assert (tmp_path / "history.csv").read_text() == ""
     assert (tmp_path / "steps.csv").read_text().splitlines() == ["step,epoch,d_loss", "1,1,0.5", "2,1,0.4"]
+
+
+# --- writes through links, folders replaced whole, array files checked first (issue 33) -----
+
+def test_out_writes_through_a_link_and_refuses_a_fifo(tiny_model, tmp_path):
+    """Case 6: a symbolic link stays a link to the new file; a FIFO (like a device) is not replaced."""
+    from dcgan_tf.cli import generate
+    real, link, fifo = tmp_path / "real.png", tmp_path / "link.png", tmp_path / "fifo.png"
+    real.write_bytes(b"old")
+    link.symlink_to(real)
+    os.mkfifo(fifo)
+    generate.main([str(tiny_model), "--n", "2", "--out", str(link)])
+    assert link.is_symlink() and real.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit) as exit:
+        generate.main([str(tiny_model), "--n", "2", "--out", str(fifo)])
+    assert exit.value.code == (f"generate.py: error: {fifo} is not a regular file but a device, FIFO or socket; "
+                               "writing would replace it: give a file name")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_folder_is_replaced_whole_even_by_a_kill_in_between(tmp_path, monkeypatch):
+    """Case 7: the old folder stays in place until the new one is (exchanged in one step); where the
+    system cannot exchange, a kill between the two renames leaves it aside and the next write puts it back."""
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "old").write_text("old")
+
+    def write(name):
+        with written_atomically(target) as (partial,):
+            partial.mkdir()
+            (partial / name).write_text(name)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what a kill leaves: nothing runs after this point
+    with monkeypatch.context() as patch:
+        patch.setattr(shutil, "rmtree", killed)  # just after the exchange
+        with pytest.raises(KeyboardInterrupt):
+            write("new")
+    assert [p.name for p in target.iterdir()] == ["new"]
+    renames = []
+    with monkeypatch.context() as patch:
+        patch.setattr(files, "_exchange", lambda a, b: False)
+        patch.setattr(os, "replace", lambda a, b: renames.append(a) or (killed() if len(renames) == 2 else
+                                                                          os.rename(a, b)))
+        with pytest.raises(KeyboardInterrupt):
+            write("newer")  # the old one moved aside, the new one not yet in place
+    assert not target.exists()
+    write("newest")
+    assert [p.name for p in target.iterdir()] == ["newest"] and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_an_array_file_declaring_terabytes_is_refused_from_its_header(tiny_model, tmp_path):
+    """Case 10: a 128-byte .npy that declares 2^40 values, and a deflated member that inflates to 76 MiB."""
+    from dcgan_tf.cli import generate
+    from dcgan_tf.edit.directions import Directions
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    with pytest.raises(SystemExit) as exit:
+        generate.main([str(tiny_model), "query", "--vector", str(huge), "--out", str(tmp_path / "q.png")])
+    assert exit.value.code == (f"generate.py: error: {huge} declares an array of shape (1099511627776,) float64 "
+                               "(8192.0 GiB), more than the 256 bytes it may hold here")
+    np.savez_compressed(tmp_path / "directions.npz", Smiling=np.zeros(10**7))
+    assert (tmp_path / "directions.npz").stat().st_size < 200_000
+    with pytest.raises(ValueError, match=r"Smiling declares an array of shape \(10000000,\) float64 \(76.3 MiB\), "
+                                         r"more than the 128 bytes it may hold here"):
+        Directions.load(tmp_path / "directions.npz", 8)
+
+
+@pytest.mark.parametrize("arrays, problem", [
+    ({"meta": '["Smiling"]'}, "not a readable .npz of directions (meta must be a JSON object, got list)"),
+    ({"meta": '{"attributes": 5}'}, "not a readable .npz of directions (meta's attributes must be a list of names, got 5)"),
+    ({"meta": '{"attributes": [1]}'}, "not a readable .npz of directions (meta's attributes must be a list of names, got [1])"),
+    ({"meta": "[" * 100_000}, "not a readable .npz of directions (meta is JSON nested too deeply)"),
+    ({"probe_images": "abc"}, "probe_images must be uint8 images [n, H, W, 3], got <U3 (): fit the directions again"),
+], ids=["list", "attributes-5", "non-string-name", "deep", "string-probe"])
+def test_crafted_directions_metadata_is_one_line(tmp_path, arrays, problem):
+    """Case 16: directions.npz metadata of the wrong shape is a ValueError naming the file, never a traceback."""
+    from dcgan_tf.edit.directions import Directions
+    path = tmp_path / "directions.npz"
+    np.savez(path, Smiling=np.ones(8), **{key: np.array(value) for key, value in arrays.items()})
+    with pytest.raises(ValueError) as error:
+        Directions.load(path, 8)
+    assert str(error.value) == f"{path}: {problem}"
