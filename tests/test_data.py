@@ -361,6 +361,31 @@ def png_claiming(path, width, height):
     path.write_bytes(bytes(data))
 
 
+
+def test_a_zip_member_is_checked_from_its_image_header_before_inflating(tmp_path, monkeypatch):
+    """Issue 33, case 12: a member under the file-size cap (a PNG header claiming 92 megapixels,
+    then 64 MiB of zeros that deflate to 64 KB) is refused after reading its first bytes, not inflated whole."""
+    write_mixed_images(tmp_path / "faces")
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip", "*.png", zipfile.ZIP_DEFLATED)
+    png_claiming(tmp_path / "huge.png", 10000, 9200)
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as z, z.open("huge.png", "w") as member:
+        member.write((tmp_path / "huge.png").read_bytes())
+        for _ in range(64):
+            member.write(bytes(2**20))
+    inflated = {}
+    read = zipfile.ZipExtFile.read
+
+    def counted(self, n=-1):
+        data = read(self, n)
+        inflated[self.name] = inflated.get(self.name, 0) + len(data)
+        return data
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counted)
+    images, report = load_images(str(archive), 16, progress=False)
+    too_large = "10000x9200 is over the limit of 67 megapixels for one image"
+    assert len(images) == 3 and report.skipped == [("huge.png", too_large)]
+    assert inflated["huge.png"] < 2**20
+
+
 def test_images_over_the_pixel_limit_are_skipped_before_decoding(tmp_path):
     png_claiming(tmp_path / "huge.png", 10000, 9200)  # 92 megapixels
     png_claiming(tmp_path / "sized.png", 8193, 8192)  # just over 2**26
