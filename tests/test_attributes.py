@@ -1,6 +1,7 @@
 """The attribute classifier's held-out split, latent directions, edit strips and vector arithmetic, on tiny models."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -175,6 +176,30 @@ def test_the_explorer_reads_fitted_and_hand_made_directions(edit_model, tmp_path
     generate.main([str(model), "edit", "--attr", "Smiling", "--directions", str(hand_made), "--out",
                    str(tmp_path / "edit.png")])
     assert np.asarray(Image.open(tmp_path / "edit.png")).shape == (20, 7 * 18 + 2, 3)
+
+
+
+def test_a_huge_n_is_refused_and_measure_is_drawn_in_batches(edit_model, tmp_path):
+    """Issue 33, case 13: --n 2e9 is refused before any latent vector is drawn; --measure's faces
+    come a batch at a time, and score as if drawn at once."""
+    from dcgan_tf.edit.directions import edit_response, sigmoid
+    export, classifier_file, generator, meter = edit_model
+    with pytest.raises(SystemExit) as exit:
+        attributes.main(["directions", str(export), "--classifier", str(classifier_file), "--n", "2000000000",
+                         "--out", str(tmp_path / "d.npz")])
+    assert re.fullmatch(r"attributes: error: --n 2,000,000,000: fitting directions on 2,000,000,000 faces needs "
+                        r"about \d+\.\d GiB of memory, \d+\.\d GiB is available: use a smaller --n \(default 10000\)",
+                        exit.value.code), exit.value.code
+    assert list(tmp_path.iterdir()) == []
+    directions = Directions.load(export.parent / "directions.npz", 16)
+    strengths = np.array([-3.0, 0.0, 3.0])
+    rows = []
+    counting = FaceGenerator(lambda z: rows.append(len(z)) or generator(z), 16)
+    response = edit_response(counting, meter, directions, ["Smiling"], strengths, n=50, batch_size=30)
+    assert max(rows) <= 30 and sum(rows) == 50 * 3
+    z = latent.sample(50, 16, seed=1).numpy()
+    direct = sigmoid(meter.logits(generator(edit_points(z, directions.vector("Smiling"), strengths))))
+    np.testing.assert_allclose(response[0], direct.reshape(50, 3, -1).mean(axis=0), atol=1e-6)
 
 
 def test_keep_projects_the_other_direction_out(edit_model):
