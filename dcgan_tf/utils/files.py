@@ -29,7 +29,7 @@ def partial_path(path, suffix=""):
 
 
 class NotAFile(ValueError):
-    """A write target that is neither a file nor a folder (a device, a FIFO, a socket)."""
+    """A file to write or read that is neither a file nor a folder (a device, a FIFO, a socket)."""
 
 
 def real_target(path):
@@ -46,6 +46,28 @@ def real_target(path):
         raise NotAFile(f"{path} is not a regular file but a device, FIFO or socket; writing would replace it: "
                        "give a file name")
     return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def regular_file(path, what):
+    """`path` (a Path), unless it is a FIFO, device or socket (itself or where its link points):
+    then NotAFile naming `what`, since reading one can wait forever or never end. A missing file
+    is left to the caller, which knows what to say."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise NotAFile(f"{path} is a FIFO, device or socket, not a regular file: reading {what} from it could "
+                       "wait forever; put the real file there")
+    return path
+
+
+def regular_files(directory, what):
+    """regular_file for every file under `directory` (a SavedModel, a run's checkpoints)."""
+    for root, _, names in os.walk(directory):
+        for name in names:
+            regular_file(Path(root) / name, what)
 
 
 def _aside(path):
