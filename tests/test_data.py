@@ -178,6 +178,21 @@ def test_awkward_formats_become_rgb_faces(tmp_path):
     np.testing.assert_allclose(deep16, np.broadcast_to(np.linspace(0, 255, 16)[:, None], (16, 16, 3)), atol=3)
 
 
+
+def test_a_32_bit_integer_image_is_read_in_the_16_bit_range_or_refused(tmp_path):
+    """Issue 33, case 22: mode I (a 16-bit PGM, or a 32-bit TIFF under an image name) is never all white."""
+    ramp = np.broadcast_to(np.arange(16, dtype=np.int32)[:, None] * 4369, (16, 16))  # 0 ... 65535
+    Image.fromarray(np.ascontiguousarray(ramp)).save(tmp_path / "a16.png", format="TIFF")
+    Image.fromarray(np.ascontiguousarray(ramp) * 32768).save(tmp_path / "b32.png", format="TIFF")
+    assert Image.open(tmp_path / "b32.png").mode == "I"
+    images, report = load_images(str(tmp_path), 16, crop="none", progress=False)
+    rows = np.broadcast_to(np.linspace(0, 255, 16)[:, None, None], (16, 16, 3))
+    np.testing.assert_allclose(images[0], rows, atol=3)
+    refused = ("32-bit integer pixels from 0 to 2147450880, outside the 16-bit range 0-65535 this reads: "
+               "save it as an 8- or 16-bit image")
+    assert report.skipped == [("b32.png", refused)]
+
+
 def test_strict_turns_a_skipped_file_into_an_error(tmp_path):
     write_mixed_images(tmp_path)
     (tmp_path / "fake.jpg").write_text("this is text with an image extension")

@@ -130,8 +130,12 @@ def parse_crop(spec):
 # --- decoding -------------------------------------------------------------------------
 
 def _to_rgb(image):
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PNGs: keep the top 8 bits
-        pixels = np.asarray(image, dtype=np.float64) / 257.0
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PNGs and PGMs (mode I): keep the top 8 bits
+        pixels = np.asarray(image, dtype=np.float64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):  # mode I is 32-bit: no range to scale by
+            raise DataError(f"32-bit integer pixels from {pixels.min():.0f} to {pixels.max():.0f}, outside the "
+                            "16-bit range 0-65535 this reads: save it as an 8- or 16-bit image")
+        pixels /= 257.0
         image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
