@@ -326,3 +326,27 @@ def test_the_shipped_classifier_sees_the_shipped_directions_move_faces():
         step = 2.0 * directions.vector(name)
         more, less = (clf.logits(generator(z + sign * step))[:, clf.columns([name])[0]] for sign in (1, -1))
         assert np.isfinite(more).all() and np.mean(more > less) >= 0.75, name
+
+
+def test_a_keras_file_with_a_lambda_layer_says_so(tmp_path):
+    """Issue 33, case 20: safe mode refuses a Lambda layer; inside a nested model Keras says only
+    "could not be deserialized". The message names the layer and the way out."""
+    from dcgan_tf.utils.keras_files import safe_mode_refusal
+
+    def double(x):
+        return 2 * x
+    inputs = keras.Input((16, 16, 3))
+    inner = keras.Model(inputs, keras.layers.Lambda(double, name="doubled")(inputs), name="inner")
+    outer_inputs = keras.Input((16, 16, 3))
+    outer = keras.Model(outer_inputs, AttributeHead(NAMES, name="attributes")(
+        keras.layers.GlobalAveragePooling2D()(inner(outer_inputs))))
+    outer.save(tmp_path / "lambda.keras")
+    expected = (f"{tmp_path / 'lambda.keras'} holds a Lambda layer (doubled): Python code that would run as it "
+                "loads, which Keras' safe mode refuses; save the model again with Keras' own layers instead of the "
+                "Lambda, or, if you trust where it came from, load it yourself with "
+                "keras.saving.load_model(path, safe_mode=False)")
+    with pytest.raises(ValueError) as error:
+        AttributeClassifier.load(tmp_path / "lambda.keras")
+    assert str(error.value) == expected
+    pixel_meter(tmp_path / "plain.keras")
+    assert safe_mode_refusal(tmp_path / "plain.keras") is None

@@ -19,6 +19,7 @@ from keras import layers
 from dcgan_tf.data.labels import attribute_indices
 from dcgan_tf.utils.batches import in_batches
 from dcgan_tf.utils.files import regular_file, written_atomically
+from dcgan_tf.utils.keras_files import safe_mode_refusal
 
 
 @keras.saving.register_keras_serializable(package="dcgan_tf")
@@ -95,8 +96,8 @@ class AttributeClassifier:
             model = keras.saving.load_model(path, safe_mode=True)
             return cls(model)
         except Exception as error:  # Keras raises many types for a damaged or foreign file
-            raise ValueError(f"{path}: not an attribute classifier .keras file ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
+            raise ValueError(safe_mode_refusal(path) or f"{path}: not an attribute classifier .keras file "
+                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
 
     def logits(self, images, batch_size=256):
         """uint8 [n, size, size, 3] -> float32 [n, attributes]."""
