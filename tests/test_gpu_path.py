@@ -73,8 +73,8 @@ def test_xla_on_one_replica_and_auto_or_off_on_several_are_accepted(jit_compile)
 def test_fused_batchnorm_with_several_replicas_says_it_is_not_used():
     logged = []
     preflight.check_strategy(preset("tiny"), 2, logged.append)
-    assert logged == ["note: with 2 replicas BatchNorm runs Keras' synchronized layer, not the fused kernel "
-                      "(--fused-batchnorm applies to one replica): its statistics are the global batch's"]
+    assert logged == [("note: with 2 replicas BatchNorm runs Keras' synchronized layer, not the fused kernel "
+                       "(--fused-batchnorm applies to one replica): its statistics are the global batch's")]
     logged.clear()
     preflight.check_strategy(preset("tiny"), 1, logged.append)
     preflight.check_strategy(preset("tiny", fused_batchnorm=False), 2, logged.append)
@@ -149,3 +149,26 @@ def test_the_xla_step_computes_what_the_plain_step_does(case, portable_draws):
             np.testing.assert_allclose(xla_step[key], value, rtol=loss_tolerance, atol=loss_tolerance, err_msg=key)
     moved = mean_difference(plain_weights, initial)
     assert mean_difference(xla_weights, plain_weights) <= weight_tolerance * moved
+
+
+def logged_run(tmp_path, name, **fields):
+    """steps.csv rows (step, then the four values) and the trained weights of a two-epoch run."""
+    cfg = preset("tiny", data="builtin:64", epochs=2, d_dropout=0.0, **fields)  # 4 steps an epoch
+    gan, _ = train(cfg, tmp_path / name, verbose=0, log=lambda message: None)
+    rows = np.loadtxt(tmp_path / name / "steps.csv", delimiter=",", skiprows=1)
+    return np.delete(rows, 1, axis=1), [w.numpy() for w in gan.weights]
+
+
+def test_reading_the_step_values_less_often_logs_the_same_values_and_trains_the_same(tmp_path):
+    """log_every (and steps_per_execution) change which steps the batch callbacks see, never
+    the training: the rows logged are the every-step run's rows, the weights its weights."""
+    every_step, weights = logged_run(tmp_path, "every")
+    np.testing.assert_array_equal(every_step[:, 0], range(1, 9))
+    for fields, logged in (({"log_every": 3}, [3, 4, 7, 8]),  # every 3 steps of an epoch, and its last
+                           ({"log_every": 2, "steps_per_execution": 2}, [2, 4, 6, 8])):
+        rows, other_weights = logged_run(tmp_path, "_".join(map(str, fields.values())), **fields)
+        np.testing.assert_array_equal(rows[:, 0], logged, err_msg=str(fields))
+        np.testing.assert_allclose(rows[:, 1:], every_step[np.array(logged) - 1, 1:], rtol=1e-5, atol=1e-7)
+        for a, b in zip(weights, other_weights):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(fields))
+
