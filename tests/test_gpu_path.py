@@ -172,3 +172,29 @@ def test_reading_the_step_values_less_often_logs_the_same_values_and_trains_the_
         for a, b in zip(weights, other_weights):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(fields))
 
+
+def test_evaluation_features_and_the_export_check_compute_without_tf32(tmp_path, monkeypatch):
+    """TF32 (on by default on Ampere GPUs) is off while the FID features and the export check
+    compute, and as it was after: training keeps it."""
+    from dcgan_tf.metrics import inception
+    from dcgan_tf.model.networks import build_generator
+    from dcgan_tf.serve import export
+    seen = []
+
+    def network(x, training=False):  # traced inside features(): sees the setting the features run with
+        seen.append(("features", tf.config.experimental.tensor_float_32_execution_enabled()))
+        return tf.reduce_mean(x, axis=(1, 2))
+
+    load_generator = export.load_generator
+
+    def loading(path):
+        seen.append(("export check", tf.config.experimental.tensor_float_32_execution_enabled()))
+        return load_generator(path)
+
+    monkeypatch.setattr(export, "load_generator", loading)
+    assert tf.config.experimental.tensor_float_32_execution_enabled()  # TensorFlow's default
+    inception.features(np.zeros((2, 8, 8, 3), np.uint8), model=network)
+    cfg = preset("tiny")
+    export.export_generator(build_generator(cfg), cfg, tmp_path / "export")
+    assert seen == [("features", False), ("export check", False)]
+    assert tf.config.experimental.tensor_float_32_execution_enabled()

