@@ -4,6 +4,8 @@ starts, so those tests run in a subprocess (as tests/test_distribute.py does).""
 
 import json
 import math
+import os
+import re
 import types
 
 import numpy as np
@@ -14,6 +16,7 @@ from test_distribute import run_python
 from dcgan_tf.config import preset
 from dcgan_tf.train import preflight
 from dcgan_tf.train.run import train
+from dcgan_tf.utils import memory
 
 OVERFLOW_ON_REPLICA_1 = """
     import json
@@ -198,3 +201,46 @@ def test_evaluation_features_and_the_export_check_compute_without_tf32(tmp_path,
     export.export_generator(build_generator(cfg), cfg, tmp_path / "export")
     assert seen == [("features", False), ("export check", False)]
     assert tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("gpu, batch_size, replicas, refused", [
+    # keras64 needs about 15.4 GiB at batch 512 and 30.6 GiB at 1024, with the host's 1 GiB of RAM
+    (memory.GpuMemory(24 * GIB, 0), 512, 1, None),  # device work: the host's RAM does not count
+    (memory.GpuMemory(24 * GIB, 0), 1024, 1, ("batch 1024 needs about 30.6 GiB of GPU memory, the GPU has 24.0 GiB "
+                                             "(0.0 GiB of it in use by TensorFlow)")),
+    (memory.GpuMemory(24 * GIB, 0), 1024, 2, None),  # each replica trains on 512 on its own GPU
+    (memory.GpuMemory(16 * GIB, 1 * GIB), 512, 1, ("batch 512 needs about 15.4 GiB of GPU memory, the GPU has 16.0 GiB "
+                                                  "(1.0 GiB of it in use by TensorFlow)")),
+    (memory.GpuMemory(None, 0), 1024, 1, None),  # nvidia-smi could not say: nothing to refuse on
+    (None, 512, 1, "batch 512 needs about 15.4 GiB of memory, 1.0 GiB is available"),  # no GPU: host RAM
+])
+def test_training_memory_is_checked_where_training_runs(monkeypatch, gpu, batch_size, replicas, refused):
+    monkeypatch.setattr(memory, "available", lambda: 1 * GIB)
+    monkeypatch.setattr(memory, "gpu_memory", lambda: gpu)
+    cfg = preset("keras64", batch_size=batch_size)
+    if refused is None:
+        preflight.check_memory(cfg, replicas)
+    else:
+        with pytest.raises(memory.NotEnoughMemory, match=re.escape(f"training keras64 at 64x64, {refused}: lower "
+                                                                   "--image-size or --batch-size")):
+            preflight.check_memory(cfg, replicas)
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a machine without a GPU")
+def test_without_a_gpu_the_device_query_says_so():
+    assert memory.gpu_memory() is None
+
+
+def test_the_gpus_total_comes_from_nvidia_smi_for_tensorflows_first_gpu(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\necho 24576\n')  # MiB, as --format=...nounits
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert memory._nvidia_smi_total() == 24 * GIB
+    assert (tmp_path / "args").read_text().split()[0] == "--id=3"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert memory._nvidia_smi_total() is None

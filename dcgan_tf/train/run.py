@@ -158,11 +158,11 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
     if chief:
-        preflight.check_run(cfg, run_dir, resume, export_dir)
+        preflight.check_run(cfg, run_dir, resume, export_dir, strategy.num_replicas_in_sync)
     out_dir = Path(writer_dir(run_dir, strategy))
     images, labels, report = read_data(cfg, "train", cfg.limit, progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
-    preflight.check_data(cfg, images)
+    preflight.check_data(cfg, images, strategy.num_replicas_in_sync)
     evaluation_set = evaluation_images(cfg, images, labels, log) if cfg.eval_every else None
 
     gan = build_gan(cfg, strategy)
