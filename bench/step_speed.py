@@ -63,13 +63,13 @@ def _timed(fn):
     return time.perf_counter() - start
 
 
-def measure(preset_name, batch_size, steps, warmup, **ours_config):
+def measure(cfg, steps, warmup, **ours_config):
+    """Median seconds per step of ours (cfg with ours_config) and of the reference (cfg), alternating."""
     from keras_io_reference import build_reference
 
-    from dcgan_tf.config import preset
     from dcgan_tf.model.gan import build_gan
 
-    cfg = preset(preset_name, batch_size=batch_size)
+    batch_size = cfg.batch_size
     ours = build_gan(cfg.replace(**ours_config))
     reference = build_reference(cfg)  # always float32: build_gan keeps its policy to ours
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
@@ -99,14 +99,13 @@ def fit_seconds_per_step(gan, dataset, steps, log_every):
     return (clock[1] - clock[0]) / steps
 
 
-def measure_logging(preset_name, batch_size, steps, rounds, log_every):
+def measure_logging(cfg, steps, rounds, log_every):
     """Median seconds per step of fit for: every step read; every log_every read; log_every steps per execution."""
     import tensorflow as tf
 
-    from dcgan_tf.config import preset
     from dcgan_tf.model.gan import build_gan
 
-    cfg = preset(preset_name, batch_size=batch_size)
+    batch_size = cfg.batch_size
     batch = np.random.default_rng(0).uniform(-1, 1, (batch_size, cfg.image_size, cfg.image_size, 3)).astype("float32")
     dataset = tf.data.Dataset.from_tensors(batch).repeat(steps)
     variants = {"every step": (build_gan(cfg), 1), f"every {log_every}": (build_gan(cfg), log_every),
@@ -125,12 +124,14 @@ def main_logging(args):
     import os
 
     import tensorflow as tf
+
+    from dcgan_tf.config import preset
     print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; model.fit epochs of {args.steps} steps, "
           f"median of {args.rounds} alternating rounds\n")
     print("| preset | batch | batch logs read | s/step | img/s | vs every step |")
     print("|---|---|---|---|---|---|")
     for batch_size in args.batch_sizes:
-        medians = measure_logging(args.preset, batch_size, args.steps, args.rounds, args.log_every)
+        medians = measure_logging(preset(args.preset, batch_size=batch_size), args.steps, args.rounds, args.log_every)
         base = medians["every step"]
         for name, seconds in medians.items():
             print(f"| {args.preset} | {batch_size} | {name} | {seconds:.4f} | {batch_size / seconds:.1f} | "
@@ -159,6 +160,8 @@ def main():
     import os
 
     import tensorflow as tf
+
+    from dcgan_tf.config import preset
     rates = matmul_gflops()
     peak = max(rates.values())
     print(f"machine: {os.cpu_count()} CPUs, TensorFlow {tf.__version__}; float32 matmul: numpy "
@@ -166,7 +169,7 @@ def main():
     print("| preset | batch | model | s/step | img/s | GFLOP/img | GFLOP/s | % of matmul | ours/ref |")
     print("|---|---|---|---|---|---|---|---|---|")
     for batch_size in args.batch_sizes:
-        medians, g, d = measure(args.preset, batch_size, args.steps, args.warmup, **ours_config)
+        medians, g, d = measure(preset(args.preset, batch_size=batch_size), args.steps, args.warmup, **ours_config)
         speedup = medians["reference"] / medians["ours"]
         options = [args.precision] + ([f"XLA {args.jit_compile}"] if args.jit_compile != "auto" else []) \
             + (["Keras BatchNorm"] if args.fused_batchnorm == "false" else [])
