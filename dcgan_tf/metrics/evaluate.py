@@ -86,7 +86,7 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
         _check_kid_count(len(images), model, "--model")
-        fakes = in_batches(images, batch_size, progress)
+        fakes = in_batches(images, batch_size)
     else:
         from dcgan_tf.serve.generation import FaceGenerator
         generator = FaceGenerator.load(model, trust_savedmodel)
