@@ -78,6 +78,10 @@ class Config:
     # oneDNN: README "Performance"), or "on" / "off".
     jit_compile: str = "auto"
     steps_per_execution: int = 1
+    # The batch callbacks (steps.csv, the NaN check, the progress bar) see a step's values every
+    # log_every steps and on each epoch's last: reading them waits for the device to finish the
+    # step, so a GPU runs the steps in between without a host round trip (dcgan_tf.train.callbacks).
+    log_every: int = 1
     reuse_fake: bool = True  # G update reuses the D step's fake batch (one G forward less)
     fused_batchnorm: bool = True  # TensorFlow's fused BatchNorm kernel on one replica (dcgan_tf.models)
     mixed_precision: str = "float32"  # or "mixed_float16" / "mixed_bfloat16"
@@ -146,6 +150,7 @@ class Config:
                 not self.ada_target or self.loss != "wgan"),
             "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1": min(
                 self.sample_count, self.checkpoints_to_keep, self.steps_per_execution) >= 1,
+            "log_every must be >= 1": self.log_every >= 1,
             "d_dropout must be in [0, 1), gp_weight >= 0 and kernel >= 1": (
                 0 <= self.d_dropout < 1 and self.gp_weight >= 0 and self.kernel >= 1),
             "g_start, g_dense_mult and every g_mult and d_mult entry must be >= 1": min(

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan_tf.utils import tf32
 from dcgan_tf.utils.batches import progress_bar
 from dcgan_tf.utils.files import regular_file
 
@@ -219,6 +220,7 @@ def _inference(model):
     return tf.function(lambda x: model(preprocess(x), training=False), reduce_retracing=True)
 
 
+@tf32.disabled()  # the features' agreement with the reference network, and the fakes drawn from `images`
 def features(images, batch_size=50, progress=False, model=None):
     """Pool_3 features, float64 [N, 2048], of uint8 images [N, H, W, 3] (an array or batches of them)."""
     import tensorflow as tf
