@@ -1,0 +1,143 @@
+"""The `web` export in a real browser: headless Chromium loads the static page from a plain file
+server on 127.0.0.1 and its faces, made by onnxruntime-web, are the SavedModel's on the same latents.
+
+Needs tf2onnx (pip install tf2onnx), onnxruntime-web's files (npm install onnxruntime-web@VERSION,
+in the repository or anywhere with ONNXRUNTIME_WEB_DIST=.../node_modules/onnxruntime-web/dist) and
+Chromium (Debian: apt-get install -y chromium); skipped without them.
+"""
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import chromium
+import numpy as np
+import pytest
+
+from dcgan_tf.serve.web import ORT_DIR, ORT_VERSION, check_ort_dir, write_web
+
+BROWSER = chromium.find()
+ORT = Path(os.environ.get("ONNXRUNTIME_WEB_DIST", ORT_DIR))
+
+
+def _ort_missing():
+    try:
+        check_ort_dir(ORT)
+    except FileNotFoundError as error:
+        return str(error)
+    return None
+
+
+pytestmark = [
+    pytest.mark.skipif(BROWSER is None, reason="no Chromium found: install it (Debian: apt-get install -y "
+                       "chromium) to test the web export in a browser"),
+    pytest.mark.skipif(_ort_missing() is not None, reason=f"{_ort_missing()} (or set ONNXRUNTIME_WEB_DIST; "
+                       f"the page is tested with onnxruntime-web {ORT_VERSION})"),
+]
+CANVAS = """(() => { const canvas = document.querySelector(%s);
+    return Array.from(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data); })()"""
+
+
+@pytest.fixture(scope="module")
+def web_dir(tiny_model, tmp_path_factory):
+    pytest.importorskip("tf2onnx", reason="tf2onnx is not installed: pip install tf2onnx")
+    folder = tmp_path_factory.mktemp("web")
+    subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(tiny_model),
+                    "--signature_def", "serving_default", "--output", str(folder / "gen.onnx")],
+                   check=True, capture_output=True)
+    return write_web(folder / "gen.onnx", folder / "site", latent_dim=16, image_size=16, ort_dir=ORT)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(web_dir):
+    """The folder served as written by Python's own static file server."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=web_dir))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def page(site, tmp_path):
+    browser = chromium.Chromium(BROWSER, tmp_path / "profile")
+    browser.page("Network.enable")
+    browser.page("Page.navigate", url=site)
+    browser.wait_for("window.firstPageMs || window.loadError")
+    assert browser.evaluate("window.loadError") is None
+    yield browser
+    browser.close()
+
+
+def faces_in_page(page, z):
+    pixels = page.evaluate(f"facesFor({json.dumps(np.asarray(z).tolist())})")
+    return np.array(pixels, np.uint8).reshape(len(z), 16, 16, 3)
+
+
+def canvas(page, selector):
+    return np.array(page.evaluate(CANVAS % json.dumps(selector)), np.uint8).reshape(16, 16, 4)[..., :3]
+
+
+def close(a, b):
+    """Within one level of 255: the CPU's kernels differ by backend and batch size, a value may round either way."""
+    return np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_the_pages_faces_are_the_savedmodels(page, site, tiny_model):
+    import tensorflow as tf
+    z = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
+    expected = tf.saved_model.load(str(tiny_model)).signatures["serving_default"](z=tf.constant(z))["images"].numpy()
+    in_page = faces_in_page(page, z)
+    assert np.abs(in_page.astype(int) - expected.astype(int)).max() <= 1
+    assert len({face.tobytes() for face in in_page}) == 8  # a face per latent, not one grey image
+
+    assert page.evaluate("document.querySelectorAll('#grid canvas').length") == 16
+    grid_z = page.evaluate("[3, 4].map(latentFor)")
+    assert close(canvas(page, "#grid figure:nth-child(4) canvas"), faces_in_page(page, grid_z)[0])
+    requested = [event["params"]["request"]["url"] for event in page.events
+                 if event.get("method") == "Network.requestWillBeSent"]
+    assert any(url.endswith(".wasm") for url in requested)
+    assert all(url.startswith((site, "data:")) for url in requested), requested
+
+
+def shown_after(page, action, expected):
+    page.evaluate(action)
+    page.wait_for(f"document.getElementById('current').dataset.shown === {json.dumps(expected)}")
+    return canvas(page, "#current")
+
+
+def test_pages_and_a_walk(page):
+    page.click("#next")
+    page.wait_for("document.querySelector('#grid figure').dataset.seed === '16'")
+    assert page.evaluate("document.getElementById('range').textContent") == "seeds 16-31"
+    face_b = canvas(page, "#grid figure:nth-child(5) canvas")  # seed 20
+    page.click("#prev")
+    page.wait_for("document.querySelector('#grid figure').dataset.seed === '0'")
+    face_a = canvas(page, "#grid figure:nth-child(3) canvas")  # seed 2
+
+    page.click("#grid figure:nth-child(3)")
+    page.wait_for("document.getElementById('current').dataset.shown === '2'")
+    assert page.evaluate("document.getElementById('walk-controls').hidden")
+    page.click("#next")
+    page.wait_for("document.querySelector('#grid figure').dataset.seed === '16'")
+    start = shown_after(page, "document.querySelector('#grid figure:nth-child(5)').click()", "2-20:0")
+    assert not page.evaluate("document.getElementById('walk-controls').hidden")
+    assert close(start, face_a)
+    move = "(() => { const walk = document.getElementById('walk'); walk.value = %d; walk.dispatchEvent(new Event('input')); })()"
+    middle = shown_after(page, move % 8, "2-20:8")
+    end = shown_after(page, move % 15, "2-20:15")
+    assert close(end, face_b)
+    assert not close(middle, face_a) and not close(middle, face_b)
+    page.evaluate("document.getElementById('method').value = 'linear'")
+    linear = shown_after(page, move % 8, "2-20:8")
+    assert not np.array_equal(linear, middle)  # a straight line is not the arc
