@@ -8,6 +8,7 @@ Chromium (Debian: apt-get install -y chromium); skipped without them.
 
 import functools
 import http.server
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,33 +20,33 @@ import chromium
 import numpy as np
 import pytest
 
-from dcgan_tf.serve.web import ORT_DIR, ORT_VERSION, check_ort_dir, write_web
+from dcgan_tf.serve.web import ORT_DIR, ORT_FILES, ORT_VERSION, check_ort_dir, write_web
 
 BROWSER = chromium.find()
 ORT = Path(os.environ.get("ONNXRUNTIME_WEB_DIST", ORT_DIR))
 
 
-def _ort_missing():
+def _missing():
+    """Why the page cannot be tested here, or None."""
+    if BROWSER is None:
+        return "no Chromium found: install it (Debian: apt-get install -y chromium) to test the web export"
+    if importlib.util.find_spec("tf2onnx") is None:
+        return "tf2onnx is not installed: pip install tf2onnx"
     try:
         check_ort_dir(ORT)
     except FileNotFoundError as error:
-        return str(error)
+        return f"{error} (or set ONNXRUNTIME_WEB_DIST to it)"
     return None
 
 
-pytestmark = [
-    pytest.mark.skipif(BROWSER is None, reason="no Chromium found: install it (Debian: apt-get install -y "
-                       "chromium) to test the web export in a browser"),
-    pytest.mark.skipif(_ort_missing() is not None, reason=f"{_ort_missing()} (or set ONNXRUNTIME_WEB_DIST; "
-                       f"the page is tested with onnxruntime-web {ORT_VERSION})"),
-]
+MISSING = _missing()
+in_browser = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 CANVAS = """(() => { const canvas = document.querySelector(%s);
     return Array.from(canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data); })()"""
 
 
 @pytest.fixture(scope="module")
 def web_dir(tiny_model, tmp_path_factory):
-    pytest.importorskip("tf2onnx", reason="tf2onnx is not installed: pip install tf2onnx")
     folder = tmp_path_factory.mktemp("web")
     subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(tiny_model),
                     "--signature_def", "serving_default", "--output", str(folder / "gen.onnx")],
@@ -93,6 +94,7 @@ def close(a, b):
     return np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+@in_browser
 def test_the_pages_faces_are_the_savedmodels(page, site, tiny_model):
     import tensorflow as tf
     z = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
@@ -116,6 +118,7 @@ def shown_after(page, action, expected):
     return canvas(page, "#current")
 
 
+@in_browser
 def test_pages_and_a_walk(page):
     page.click("#next")
     page.wait_for("document.querySelector('#grid figure').dataset.seed === '16'")
@@ -141,3 +144,27 @@ def test_pages_and_a_walk(page):
     page.evaluate("document.getElementById('method').value = 'linear'")
     linear = shown_after(page, move % 8, "2-20:8")
     assert not np.array_equal(linear, middle)  # a straight line is not the arc
+
+
+def test_without_onnxruntime_web_the_error_names_the_npm_command(tmp_path):
+    (tmp_path / "gen.onnx").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match=f"npm install onnxruntime-web@{ORT_VERSION}"):
+        write_web(tmp_path / "gen.onnx", tmp_path / "site", 16, 16, ort_dir=tmp_path / "nothing")
+    assert not (tmp_path / "site").exists()
+
+
+def test_a_folder_of_something_else_is_not_replaced(tmp_path):
+    ort_dir, other = tmp_path / "dist", tmp_path / "notes"
+    for folder in (ort_dir, other):
+        folder.mkdir()
+    for name in ORT_FILES:
+        (ort_dir / name).write_text(name)
+    (other / "todo.txt").write_text("keep me")
+    (tmp_path / "gen.onnx").write_bytes(b"onnx")
+    with pytest.raises(ValueError, match="not a web export"):
+        write_web(tmp_path / "gen.onnx", other, 16, 16, ort_dir=ort_dir)
+    assert (other / "todo.txt").read_text() == "keep me"
+    site = write_web(tmp_path / "gen.onnx", tmp_path / "site", 16, 16, ort_dir=ort_dir)
+    assert json.loads((site / "model.json").read_text()) == {"latent_dim": 16, "image_size": 16}
+    assert (site / "ort" / ORT_FILES[-1]).read_text() == ORT_FILES[-1]
+    write_web(tmp_path / "gen.onnx", site, 16, 16, ort_dir=ort_dir)  # an earlier web export is replaced
