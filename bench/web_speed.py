@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the project's Chromium driver
-import chromium  # noqa: E402
+import chromium
 
-from dcgan_tf.config import Config  # noqa: E402
-from dcgan_tf.serve.web import MODEL_FILE, ORT_DIR, write_web  # noqa: E402
+from dcgan_tf.config import Config
+from dcgan_tf.serve.web import MODEL_FILE, ORT_DIR, write_web
 
 ONE_PAGE = "(async () => { const t = performance.now(); await showPage(state.start + PAGE); return performance.now() - t; })()"
 ONE_FACE = "(async () => { const t = performance.now(); await faces([zFor(7)]); return performance.now() - t; })()"

@@ -57,6 +57,12 @@ function draw(canvas, pixels, index) {
   Object.assign(canvas, {width: size, height: size}).getContext("2d").putImageData(image, 0, 0);
 }
 
+// the two selected faces are framed in their colours
+function mark(figure) {
+  const seed = Number(figure.dataset.seed);
+  figure.className = seed === state.a ? "a" : seed === state.b ? "b" : "";
+}
+
 async function showPage(start) {
   state.start = Math.max(0, start);
   const seeds = Array.from({length: PAGE}, (_, i) => state.start + i);
@@ -65,7 +71,7 @@ async function showPage(start) {
     const figure = document.createElement("figure"), canvas = document.createElement("canvas");
     draw(canvas, pixels, i);
     figure.dataset.seed = seed;
-    figure.className = seed === state.a ? "a" : seed === state.b ? "b" : "";
+    mark(figure);
     figure.append(canvas, seed);
     figure.onclick = () => select(seed).catch(report);
     return figure;
@@ -84,10 +90,7 @@ function select(seed) {
   [state.a, state.b] = state.a === null || state.b !== null ? [seed, null] : [state.a, seed];
   $("walk").value = 0;
   $("walk-controls").hidden = state.b === null;
-  for (const figure of $("grid").children) {
-    const shown = Number(figure.dataset.seed);
-    figure.className = shown === state.a ? "a" : shown === state.b ? "b" : "";
-  }
+  for (const figure of $("grid").children) mark(figure);
   return showCurrent();
 }
 
