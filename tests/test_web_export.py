@@ -20,6 +20,7 @@ import chromium
 import numpy as np
 import pytest
 
+from dcgan_tf.model import latent
 from dcgan_tf.serve.web import ORT_DIR, ORT_FILES, ORT_VERSION, check_ort_dir, write_web
 
 BROWSER = chromium.find()
@@ -94,13 +95,18 @@ def close(a, b):
     return np.abs(a.astype(int) - b.astype(int)).max() <= 1
 
 
+def saved_model_faces(model, z):
+    import tensorflow as tf
+    signature = tf.saved_model.load(str(model)).signatures["serving_default"]
+    return signature(z=tf.constant(np.asarray(z, np.float32)))["images"].numpy()
+
+
 @in_browser
 def test_the_pages_faces_are_the_savedmodels(page, site, tiny_model):
-    import tensorflow as tf
     z = np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32)
-    expected = tf.saved_model.load(str(tiny_model)).signatures["serving_default"](z=tf.constant(z))["images"].numpy()
+    expected = saved_model_faces(tiny_model, z)
     in_page = faces_in_page(page, z)
-    assert np.abs(in_page.astype(int) - expected.astype(int)).max() <= 1
+    assert close(in_page, expected)
     assert len({face.tobytes() for face in in_page}) == 8  # a face per latent, not one grey image
 
     assert page.evaluate("document.querySelectorAll('#grid canvas').length") == 16
@@ -119,7 +125,7 @@ def shown_after(page, action, expected):
 
 
 @in_browser
-def test_pages_and_a_walk(page):
+def test_pages_and_a_walk(page, tiny_model):
     page.click("#next")
     page.wait_for("document.querySelector('#grid figure').dataset.seed === '16'")
     assert page.evaluate("document.getElementById('range').textContent") == "seeds 16-31"
@@ -137,13 +143,16 @@ def test_pages_and_a_walk(page):
     assert not page.evaluate("document.getElementById('walk-controls').hidden")
     assert close(start, face_a)
     move = "(() => { const walk = document.getElementById('walk'); walk.value = %d; walk.dispatchEvent(new Event('input')); })()"
-    middle = shown_after(page, move % 8, "2-20:8")
-    end = shown_after(page, move % 15, "2-20:15")
-    assert close(end, face_b)
-    assert not close(middle, face_a) and not close(middle, face_b)
+    assert close(shown_after(page, move % 15, "2-20:15"), face_b)
+
+    ends = page.evaluate("[2, 20].map(latentFor)")  # frame 8 of 16 is Python's, along the arc and the line
+    expected = {method: saved_model_faces(tiny_model, latent.interpolate(ends, 16, method)[8:9])[0]
+                for method in ("slerp", "linear")}
+    assert not close(expected["slerp"], expected["linear"])
+    assert close(shown_after(page, move % 8, "2-20:8"), expected["slerp"])
     page.evaluate("document.getElementById('method').value = 'linear'")
-    linear = shown_after(page, move % 8, "2-20:8")
-    assert not np.array_equal(linear, middle)  # a straight line is not the arc
+    assert close(shown_after(page, move % 7, "2-20:7"), saved_model_faces(
+        tiny_model, latent.interpolate(ends, 16, "linear")[7:8])[0])
 
 
 def test_without_onnxruntime_web_the_error_names_the_npm_command(tmp_path):
