@@ -1,5 +1,6 @@
 """The `web` export in a real browser: headless Chromium loads the static page from a plain file
-server on 127.0.0.1 and its faces, made by onnxruntime-web, are the SavedModel's on the same latents.
+server on 127.0.0.1 and its faces, made by onnxruntime-web, are the SavedModel's on the same latents
+(its pages of seeds and its walk frames too, the walk's against Python's latent.interpolate).
 
 Needs tf2onnx (pip install tf2onnx), onnxruntime-web's files (npm install onnxruntime-web@VERSION,
 in the repository or anywhere with ONNXRUNTIME_WEB_DIST=.../node_modules/onnxruntime-web/dist) and
@@ -73,12 +74,14 @@ def site(web_dir):
 @pytest.fixture
 def page(site, tmp_path):
     browser = chromium.Chromium(BROWSER, tmp_path / "profile")
-    browser.page("Network.enable")
-    browser.page("Page.navigate", url=site)
-    browser.wait_for("window.firstPageMs || window.loadError")
-    assert browser.evaluate("window.loadError") is None
-    yield browser
-    browser.close()
+    try:
+        browser.page("Network.enable")
+        browser.page("Page.navigate", url=site)
+        browser.wait_for("window.firstPageMs || window.loadError")
+        assert browser.evaluate("window.loadError") is None
+        yield browser
+    finally:
+        browser.close()
 
 
 def faces_in_page(page, z):
