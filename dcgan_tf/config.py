@@ -206,7 +206,7 @@ class Config:
     def load(cls, directory):
         path = Path(directory)
         if path.is_dir():
-            path = path / CONFIG_FILE
+            path = find_config(path) or path / CONFIG_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
         try:
@@ -216,6 +216,12 @@ class Config:
             return cls.from_dict(values)
         except ValueError as error:  # json.JSONDecodeError is one
             raise ValueError(f"{path}: {error}; fix the file (python train.py --help lists the fields)") from None
+
+
+def find_config(directory):
+    """The config file saved in a run or export directory, or None."""
+    path = Path(directory) / CONFIG_FILE
+    return path if path.is_file() else None
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",

@@ -19,7 +19,8 @@ from dcgan_tf.edit import conditioning
 from dcgan_tf.model import latent
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_discriminator, build_generator
-from dcgan_tf.serve.export import export_generator, load_generator
+from dcgan_tf.serve.export import export_generator
+from dcgan_tf.serve.loader import load
 from dcgan_tf.serve.generation import FaceGenerator
 
 TILE = 16 + 2  # tiny preset images plus grid padding
@@ -149,7 +150,8 @@ def test_resume_continues_a_conditional_run(conditional_run, tmp_path):
 
 def test_export_signatures_take_the_attributes(conditional_run):
     _, run, export = conditional_run
-    generator, cfg = load_generator(run)
+    loaded = load(run)
+    generator, cfg = loaded.generator, loaded.cfg
     model = tf.saved_model.load(str(export))
     serving = model.signatures["serving_default"]
     assert set(serving.structured_input_signature[1]) == {"z", "attributes"}
@@ -175,7 +177,8 @@ def tiles(path, rows, cols):
 
 
 def expected_faces(run, z, attributes):
-    generator, cfg = load_generator(run)
+    model = load(run)
+    generator, cfg = model.generator, model.cfg
     return FaceGenerator.from_keras(generator, cfg.condition)(conditioning.join_rows(z, attributes))
 
 

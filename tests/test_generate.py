@@ -20,6 +20,7 @@ from dcgan_tf.model import latent, precision
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.serve.generation import FaceGenerator, write_grid, write_walk
+from dcgan_tf.serve.loader import load
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 
@@ -339,11 +340,10 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     assert {"saved_model.pb", "generator.keras", "config.json"} <= {p.name for p in earlier.iterdir()}
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
-    assert np.abs(FaceGenerator.load(earlier)(z).astype(int) - expected).max() <= 1
+    assert np.abs(load(earlier).faces(z).astype(int) - expected).max() <= 1
 
 
 def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tmp_path):
-    from dcgan_tf.serve.export import load_generator
     from dcgan_tf.serve.savedmodel import check_ops
     path, generator, cfg = exported
     half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
@@ -354,11 +354,11 @@ def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tm
     assert {w.dtype for w in keras.saving.load_model(half / "generator.keras").weights} == {"float16"}
     z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy().astype(int)
-    keras_generator, _ = load_generator(half)
+    keras_generator = load(half).generator
     assert {w.dtype for w in keras_generator.weights} == {"float32"}  # computes in full precision
     savedmodel = tf.saved_model.load(str(half)).signatures["serving_default"]
     for images in (latent.to_uint8(keras_generator(z, training=False)), savedmodel(z=tf.constant(z))["images"],
-                   FaceGenerator.load(half)(z)):
+                   load(half).faces(z)):
         assert np.abs(np.asarray(images).astype(int) - expected).mean() <= 1
     check_ops(half)
 
@@ -395,7 +395,7 @@ def test_the_shipped_models_make_faces_in_both_saved_forms(model):
     from dcgan_tf.config import Config
     cfg = Config.load(model)
     z = latent.sample(4, cfg.latent_dim, seed=1).numpy()
-    faces = FaceGenerator.load(model)(z)
+    faces = load(model).faces(z)
     assert faces.shape == (4, cfg.image_size, cfg.image_size, 3) and faces.dtype == np.uint8 and faces.std() > 10
     savedmodel = tf.saved_model.load(str(model)).signatures["serving_default"]
     assert np.abs(savedmodel(z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
@@ -409,7 +409,7 @@ def test_the_shipped_directions_were_fit_on_the_shipped_generator(model):
     """A shipped model replaced without fitting its directions again would edit with another
     model's directions: generate.py refuses that, and so must this test, before it ships."""
     from dcgan_tf.edit.directions import Directions
-    generator = FaceGenerator.load(model)
+    generator = load(model).faces
     directions = Directions.of_model(model, generator)
     assert {"Smiling", "Male", "Eyeglasses"} <= set(directions.names) and directions.probe is not None
 
@@ -467,7 +467,7 @@ def test_an_export_is_read_from_its_generator_keras_not_its_savedmodel(exported,
     shutil.copytree(model, mixed, dirs_exist_ok=True)  # a foreign SavedModel beside our generator.keras
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
-    assert np.abs(FaceGenerator.load(mixed)(z).astype(int) - expected).max() <= 1
+    assert np.abs(load(mixed).faces(z).astype(int) - expected).max() <= 1
     assert not marker.exists()
 
 

@@ -56,11 +56,11 @@ def test_resume_refuses_another_preset(one_epoch_run):
 def test_loading_a_run_without_the_sampling_generator_is_refused(tmp_path):
     from dcgan_tf.config import preset
     from dcgan_tf.model.gan import build_gan
-    from dcgan_tf.serve.export import load_generator
+    from dcgan_tf.serve.loader import load
     cfg = preset("tiny")
     gan = build_gan(cfg)
     cfg.save(tmp_path)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(gan=gan), str(tmp_path / "checkpoints"), 1)
     manager.save()  # a checkpoint of the GAN alone: no weights under 'generator'
     with pytest.raises(ValueError, match="does not match this model's config"):
-        load_generator(tmp_path)
+        load(tmp_path)

@@ -29,6 +29,7 @@ from dcgan_tf.cli.flags import ArgumentParser, parse_holdout
 from dcgan_tf.data.sources import DataError
 from dcgan_tf.metrics import inception
 from dcgan_tf.metrics.evaluate import evaluate, report
+from dcgan_tf.serve.loader import load_config
 from dcgan_tf.utils.files import CACHE_DIR, check_writable, written_atomically
 
 
@@ -58,7 +59,7 @@ def main(argv=None):
     try:
         if args.out is not None:
             check_writable(args.out.parent, "--out")  # before the scoring, not after it
-        cfg = run_config(args.model)
+        cfg = load_config(args.model)
         data = args.data or (cfg.data if cfg is not None else None)
         if data is None:
             raise ValueError("--data is needed: the model has no config.json naming its training data")
@@ -77,18 +78,6 @@ def main(argv=None):
                 partial.write_text(json.dumps(scores, indent=2) + "\n")
         except OSError as error:
             sys.exit(f"evaluate: error: could not write {args.out} ({error.strerror or error}); the scores are above")
-
-
-def run_config(model):
-    """The config.json saved with a model (run or export directory), or None."""
-    from dcgan_tf.config import Config
-    path = Path(model)
-    path = path if path.is_dir() else path.parent
-    try:
-        return Config.load(path)
-    except FileNotFoundError:
-        return None
-
 
 if __name__ == "__main__":
     main()

@@ -83,7 +83,8 @@ def run(args):
 
     try:
         if args.export is not None:
-            from dcgan_tf.serve.export import export_name, export_run
+            from dcgan_tf.serve.export import export_run
+            from dcgan_tf.serve.loader import export_name
             print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export), args.export_weights)}")
             return
         run_dir = args.out or Path("runs") / default_run_name(cfg)

@@ -20,7 +20,7 @@ import numpy as np
 
 from dcgan_tf.data.labels import attribute_indices
 from dcgan_tf.model import latent
-from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
+from dcgan_tf.serve.loader import DIRECTIONS_FILE, model_dir
 from dcgan_tf.utils.arrays import ArrayFileError, Npz
 from dcgan_tf.utils.batches import progress_bar
 from dcgan_tf.utils.files import written_atomically
@@ -327,3 +327,13 @@ def vector_arithmetic(generator, classifier, expression, pool=2000, seed=0, trun
     probability = sigmoid(classifier.logits(images["results"])).mean(axis=0)
     named = {name: float(probability[classifier.names.index(name)]) for name in expected_attributes(expression)}
     return Arithmetic(expression, chosen, np.stack(confidence), averages, results, images, named)
+
+
+def load_directions(path, latent_dim):
+    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
+    (loader.model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
+    file = model_dir(path) / DIRECTIONS_FILE
+    if not file.is_file():
+        return {}
+    directions = Directions.load(file, latent_dim)
+    return dict(zip(directions.names, directions.vectors))

@@ -1,4 +1,4 @@
-"""Exporting a trained generator, and loading one back from any saved form.
+"""Exporting a trained generator (dcgan_tf.serve.loader loads one back).
 
 An export directory (saved_models/NAME/) holds a TensorFlow SavedModel that needs
 no dcgan_tf to run, the Keras generator (generator.keras) and the training config:
@@ -10,7 +10,7 @@ signature `attribute_names` () -> names string [count] says which, in order.
 
 With weights="float16" both forms store the weights in half precision (half the size) and
 compute in float32: the SavedModel casts its float16 variables on each call, and
-load_generator turns a float16 generator.keras back into a float32 model. The export
+the loader turns a float16 generator.keras back into a float32 model. The export
 refuses to be written if its images differ from the float32 generator's by more than
 MAX_MEAN_DIFFERENCE on average.
 """
@@ -21,12 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_tf.config import CONFIG_FILE, WEIGHT_DTYPES, Config
+from dcgan_tf.config import WEIGHT_DTYPES
 from dcgan_tf.model import latent, precision
+from dcgan_tf.serve import loader
+from dcgan_tf.serve.loader import GENERATOR_FILE
 from dcgan_tf.utils.files import written_atomically
 
-GENERATOR_FILE = "generator.keras"
-DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
 MAX_MEAN_DIFFERENCE = 1.0  # pixel levels of 255, averaged over CHECK_FACES faces
 CHECK_FACES = 256
 
@@ -125,7 +125,7 @@ def _check_export_matches(generator, cfg, directory):
     attributes = tf.zeros([CHECK_FACES, len(cfg.condition)])
     inputs = [z, attributes] if cfg.condition else z
     signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
-    reloaded, _ = load_generator(directory)
+    reloaded = loader.load(directory).generator
     expected = latent.to_uint8(generator(inputs, training=False)).numpy().astype(np.float32)
     named = {"z": z, "attributes": attributes} if cfg.condition else {"z": z}
     for form, images in (("SavedModel", signature(**named)["images"]),
@@ -137,83 +137,9 @@ def _check_export_matches(generator, cfg, directory):
 
 
 def export_run(path, out_dir, weights="float32"):
-    """Export the generator of a run directory or checkpoint (see load_generator) to out_dir."""
-    generator, cfg = load_generator(path)
-    if cfg is None:
-        raise ValueError(f"{path}: no config.json beside the model, cannot export it")
-    return export_generator(generator, cfg, out_dir, weights)
-
-
-def _run_and_checkpoint(path):
-    """(run directory, checkpoint prefix or None): a checkpoint prefix (runs/NAME/checkpoints/ckpt-12,
-    runs/NAME/best/ckpt) belongs to the run two levels up."""
-    if path.with_name(path.name + ".index").is_file():
-        return path.parent.parent, str(path)
-    return path, None
-
-
-def export_name(path):
-    """The folder name under saved_models/ for exporting `path`: its run's name, else the file's."""
-    run, _ = _run_and_checkpoint(Path(path).resolve())
-    return run.stem if run.suffix == ".keras" else run.name
-
-
-def model_dir(path):
-    """The folder a model's companion files (directions.npz) live in: a checkpoint's run, the
-    directory of a run, an export or a SavedModel, or the folder of a .keras file."""
-    run, _ = _run_and_checkpoint(Path(path))
-    return run if run.is_dir() else run.parent
-
-
-def load_generator(path):
-    """A Keras generator and its Config from a run directory (latest checkpoint), one
-    checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
-    from dcgan_tf.model.gan import DCGAN
-    from dcgan_tf.train.checkpoints import (
-        has_checkpoint,
-        load_sampling_generator,
-        readable_checkpoint,
-    )
-
-    path, checkpoint = _run_and_checkpoint(Path(path))
-    if not path.exists():
-        raise FileNotFoundError(f"no model at {path}")
-    if path.is_dir() and has_checkpoint(path):
-        cfg = Config.load(path)
-        return load_sampling_generator(cfg, readable_checkpoint(path, checkpoint)), cfg
-    keras_file = path / GENERATOR_FILE if path.is_dir() else path
-    if keras_file.suffix == ".keras" and keras_file.is_file():
-        try:
-            model = keras.saving.load_model(keras_file, safe_mode=True)
-        except Exception as error:  # Keras raises many types for a damaged or foreign file
-            raise ValueError(f"{keras_file}: not a readable .keras model ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
-        generator = model.generator if isinstance(model, DCGAN) else model
-        _check_is_generator(generator, keras_file)
-        if any(w.dtype != "float32" for w in generator.weights):  # stored in half precision: compute in float32
-            generator = _recast(generator, "float32")
-        config_file = keras_file.parent / CONFIG_FILE
-        cfg = Config.load(config_file) if config_file.exists() else None
-        return generator, cfg
-    raise ValueError(f"{path} is not a run directory with checkpoints, an export directory or a .keras file")
-
-
-def _check_is_generator(model, path):
-    """A generator maps z [batch, latent_dim] (and, if conditional, attributes [batch, count])
-    to images [batch, H, W, 3]."""
-    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if (not inputs or not outputs or len(inputs) not in (1, 2) or len(outputs) != 1
-            or any(len(i.shape) != 2 for i in inputs) or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
-        raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim], "
-                         "or [z, attributes [batch, count]], to images [batch, H, W, 3])")
-
-
-def load_directions(path, latent_dim):
-    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
-    (model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
-    from dcgan_tf.edit.directions import Directions
-    file = model_dir(path) / DIRECTIONS_FILE
-    if not file.is_file():
-        return {}
-    directions = Directions.load(file, latent_dim)
-    return dict(zip(directions.names, directions.vectors))
+    """Export the generator of any model path (dcgan_tf.serve.loader: a run, a checkpoint, an export...) to out_dir."""
+    model = loader.load(path)
+    if model.generator is None or model.cfg is None:
+        raise ValueError(f"{path}: cannot export it: an export needs a Keras generator (checkpoints or a "
+                         f"generator.keras) and its config beside it")
+    return export_generator(model.generator, model.cfg, out_dir, weights)
