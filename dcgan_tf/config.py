@@ -6,7 +6,10 @@ from pathlib import Path
 
 from dcgan_tf.utils.files import written_atomically
 
-CONFIG_FILE = "config.json"
+# Not config.json: generator.keras is a zip archive holding a config.json of its own, which a
+# tool that extracts it in place (the tensorflowjs converter does) would write over the run's.
+CONFIG_FILE = "dcgan_config.json"
+LEGACY_CONFIG_FILE = "config.json"  # runs and exports made before the rename; still read
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)
 # The names the modules that define them accept (losses.LOSSES, penalties.PENALTIES,
 # distribute.STRATEGIES), repeated here because those modules import TensorFlow and a
@@ -155,7 +158,7 @@ class Config:
             raise ValueError(f"invalid config ({self.preset}): " + "; ".join(errors))
 
     def _check_types(self):
-        """Each field has its default's type (an int is a float too), e.g. for a config.json
+        """Each field has its default's type (an int is a float too), e.g. for a config file
         edited by hand: "epochs": "ten" is an error naming the field, not a TypeError later."""
         wrong = []
         for f in dataclasses.fields(self):
@@ -200,6 +203,7 @@ class Config:
         path = Path(directory) / CONFIG_FILE
         with written_atomically(path) as (partial,):  # a crash never leaves a run with half a config
             partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        (Path(directory) / LEGACY_CONFIG_FILE).unlink(missing_ok=True)  # superseded: one config per folder
         return path
 
     @classmethod
@@ -213,15 +217,19 @@ class Config:
             values = json.loads(path.read_text())
             if not isinstance(values, dict):
                 raise ValueError("expected a JSON object of config fields")
+            if {"class_name", "config"} <= values.keys():
+                raise ValueError("this is a Keras model's config, not a dcgan-tf run's (was a .keras file "
+                                 f"extracted here?); put the run's config back as {CONFIG_FILE}")
             return cls.from_dict(values)
         except ValueError as error:  # json.JSONDecodeError is one
             raise ValueError(f"{path}: {error}; fix the file (python train.py --help lists the fields)") from None
 
 
 def find_config(directory):
-    """The config file saved in a run or export directory, or None."""
-    path = Path(directory) / CONFIG_FILE
-    return path if path.is_file() else None
+    """The config file saved in a run or export directory (under its old name if that is all
+    there is), or None."""
+    paths = [Path(directory) / name for name in (CONFIG_FILE, LEGACY_CONFIG_FILE)]
+    return next((path for path in paths if path.is_file()), None)
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",

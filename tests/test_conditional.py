@@ -116,7 +116,7 @@ def checkpoint_objects(run):
 
 def test_training_reads_the_labels_and_checkpoints_like_the_unconditional_model(conditional_run, tmp_path):
     root, run, _ = conditional_run
-    saved = json.loads((run / "config.json").read_text())
+    saved = json.loads((run / "dcgan_config.json").read_text())
     assert saved["condition"] == list(NAMES) and saved["d_condition"] == "projection"
     assert (run / "samples" / "epoch_001.png").is_file()
     plain = tmp_path / "plain"
@@ -145,7 +145,7 @@ def test_resume_continues_a_conditional_run(conditional_run, tmp_path):
     train_cli.main(["--out", str(copy), "--resume", "--epochs", "2", "--no-export"])
     assert tf.train.latest_checkpoint(str(copy / "checkpoints")).endswith("ckpt-8")  # 4 steps an epoch
     assert (copy / "samples" / "epoch_002.png").is_file()
-    assert json.loads((copy / "config.json").read_text())["condition"] == list(NAMES)
+    assert json.loads((copy / "dcgan_config.json").read_text())["condition"] == list(NAMES)
 
 
 def test_export_signatures_take_the_attributes(conditional_run):
@@ -187,7 +187,7 @@ def test_attrs_makes_faces_with_those_attributes(conditional_run, tmp_path, sour
     _, run, export = conditional_run
     model = {"run": run, "export": export}.get(source)
     if model is None:
-        model = shutil.copytree(export, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "config.json"))
+        model = shutil.copytree(export, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "dcgan_config.json"))
     out = tmp_path / "faces.png"
     generate.main([str(model), "--attrs", "Smiling=1,Eyeglasses=0", "--n", "4", "--seed", "3", "--out", str(out)])
     z = latent.sample(4, 16, seed=3).numpy()

@@ -82,7 +82,7 @@ def test_savedmodel_loads_without_dcgan_tf_and_matches_the_generator(exported, t
     first, second = np.load(tmp_path / "sampled_a.npy"), np.load(tmp_path / "sampled_b.npy")
     np.testing.assert_array_equal(first, second)
     assert first.shape == (5, 16, 16, 3) and first.std() > 0
-    assert (path / "generator.keras").is_file() and (path / "config.json").is_file()
+    assert (path / "generator.keras").is_file() and (path / "dcgan_config.json").is_file()
     np.testing.assert_allclose(np.load(tmp_path / "keras.npy"), generator(z, training=False).numpy(), atol=1e-5)
     weight_bytes = sum(w.numpy().nbytes for w in generator.weights)
     stored = sum(f.stat().st_size for f in (path / "variables").glob("variables.data-*"))
@@ -108,8 +108,8 @@ def test_grid_with_individual_files_and_truncation(exported, tmp_path):
 
 def test_same_seed_same_grid_from_bare_savedmodel_and_from_keras_file(exported, tmp_path):
     path, _, _ = exported
-    # without generator.keras (and config.json) only the SavedModel can be loaded
-    bare = shutil.copytree(path, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "config.json"))
+    # without generator.keras (and its config) only the SavedModel can be loaded
+    bare = shutil.copytree(path, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "dcgan_config.json"))
     assert (bare / "saved_model.pb").is_file() and not (bare / "generator.keras").exists()
     generate.main([str(bare), "--n", "4", "--seed", "5", "--out", str(tmp_path / "a.png")])
     generate.main([str(path / "generator.keras"), "--n", "4", "--seed", "5", "--out", str(tmp_path / "b.png")])
@@ -337,7 +337,7 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     (earlier / "stale.txt").write_text("from an earlier export")
     assert export_generator(generator, cfg, earlier) == earlier
     assert not (earlier / "stale.txt").exists() and partial_files(tmp_path) == []
-    assert {"saved_model.pb", "generator.keras", "config.json"} <= {p.name for p in earlier.iterdir()}
+    assert {"saved_model.pb", "generator.keras", "dcgan_config.json"} <= {p.name for p in earlier.iterdir()}
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
     assert np.abs(load(earlier).faces(z).astype(int) - expected).max() <= 1

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -17,7 +18,6 @@ from dcgan_tf.model import latent
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_generator, generator_weight_count
 from dcgan_tf.serve import loader
-from dcgan_tf.serve.export import export_generator
 from dcgan_tf.train.run import train
 
 
@@ -99,15 +99,15 @@ def test_a_config_too_large_for_any_generator_is_refused_before_building(run, tm
     run_dir, export, _ = run
     copies = {"run": shutil.copytree(run_dir, tmp_path / "run"), "export": shutil.copytree(export, tmp_path / "export")}
     for copy in copies.values():
-        config = copy / "config.json"
+        config = copy / "dcgan_config.json"
         config.write_text(json.dumps({**json.loads(config.read_text()), **change}))
-    checkpoint = sorted((copies["run"] / "checkpoints").glob("ckpt-*.index"))[-1].with_suffix("")
+    checkpoint = max((copies["run"] / "checkpoints").glob("ckpt-*.index")).with_suffix("")
     for model in (copies["run"], checkpoint, copies["export"], copies["export"] / "generator.keras"):
         with pytest.raises(ValueError, match="its config describes a generator of .* weights"):
             loader.load(model)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, str(ROOT / "generate.py"), str(copies["run"]), "--out", "faces.png"],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"generate.py: error: {copies['run']}: its config describes a generator of ")
@@ -141,3 +141,15 @@ def test_evaluate_takes_an_export_of_generator_keras_and_config_alone(run, tmp_p
                                                                                                  "variables"))
     evaluate_cli.main(["--model", str(keras_only), "--data", "builtin:8", "--n", "4", "--cache-dir", str(tmp_path)])
     assert "4 generated vs 4 real images, 16 px" in capsys.readouterr().out
+
+
+def test_extracting_generator_keras_in_place_leaves_the_export_loadable(run, tmp_path):
+    """Issue 31 item 4: the tensorflowjs converter extracts the .keras archive (which holds its
+    own config.json) into the export's folder; the run's config has another name."""
+    _, export, cfg = run
+    copy = shutil.copytree(export, tmp_path / "export")
+    with zipfile.ZipFile(copy / "generator.keras") as archive:
+        assert "config.json" in archive.namelist()
+        archive.extractall(copy)
+    assert loader.load(copy).cfg == cfg
+    np.testing.assert_allclose(outputs(copy, cfg), outputs(export, cfg), atol=1e-6)

@@ -5,7 +5,7 @@ the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed)
   dcgan-tf evaluate --model my_samples/ --data img_align_celeba.zip --holdout 1000 --image-size 64
 
 The real images are the held-out part of the model's training data when it has one
-(--holdout, read from the model's config.json unless given), so the score is on faces the
+(--holdout, read from the model's dcgan_config.json unless given), so the score is on faces the
 model never trained on; --against train scores against training images instead, labelled
 as such. Beside a held-out score the real-vs-real floor is reported: the FID and KID of n
 training images against the same n held-out images, the best a model can expect at that n.
@@ -62,7 +62,7 @@ def main(argv=None):
         cfg = load_config(args.model)
         data = args.data or (cfg.data if cfg is not None else None)
         if data is None:
-            raise ValueError("--data is needed: the model has no config.json naming its training data")
+            raise ValueError("--data is needed: the model has no dcgan_config.json naming its training data")
         own_data = cfg is not None and data == cfg.data
         holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
         attrs = args.attrs or (cfg.attrs if own_data else None) or None

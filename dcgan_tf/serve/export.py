@@ -39,7 +39,7 @@ def check_replaceable(out_dir):
 
 
 def export_generator(generator, cfg, out_dir, weights="float32"):
-    """Write the SavedModel, generator.keras and config.json, their weights stored as
+    """Write the SavedModel, generator.keras and dcgan_config.json, their weights stored as
     `weights` (WEIGHT_DTYPES); replaces out_dir only once complete and checked."""
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"export weights must be one of {', '.join(WEIGHT_DTYPES)}, not {weights!r}")
