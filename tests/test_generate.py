@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import keras
 import numpy as np
@@ -13,8 +14,8 @@ import tensorflow as tf
 from conftest import ROOT, random_images
 from PIL import Image
 
-from dcgan_tf.cli import generate
 from dcgan_tf.cli import evaluate as evaluate_cli
+from dcgan_tf.cli import generate
 from dcgan_tf.config import preset
 from dcgan_tf.model import latent, precision
 from dcgan_tf.model.gan import build_gan
@@ -45,7 +46,7 @@ def run_clean_python(code, cwd):
     return result.stdout
 
 
-CLEAN_LOAD = """
+HIDE_DCGAN_TF = """
     import sys
 
     class NoDcganTf:  # the package may be installed (pip install -e .): here it must not be needed
@@ -54,12 +55,14 @@ CLEAN_LOAD = """
                 raise ImportError("dcgan_tf is hidden in this process")
 
     sys.meta_path.insert(0, NoDcganTf())
-    import numpy as np, tensorflow as tf
     try:
         import dcgan_tf  # noqa: F401
         raise SystemExit("dcgan_tf was importable")
     except ImportError:
         pass
+"""
+CLEAN_LOAD = HIDE_DCGAN_TF + """
+    import numpy as np, tensorflow as tf
     model = tf.saved_model.load(sys.argv[1] if len(sys.argv) > 1 else "{path}")
     z = np.load("z.npy")
     np.save("served.npy", model.signatures["serving_default"](z=tf.constant(z))["images"].numpy())
@@ -348,10 +351,11 @@ def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tm
     path, generator, cfg = exported
     half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
     data = "variables/variables.data-00000-of-00001"
-    assert (half / data).stat().st_size < 0.6 * (path / data).stat().st_size
     stored = tf.train.load_checkpoint(str(half / "variables/variables")).get_variable_to_dtype_map()
     assert {dtype for name, dtype in stored.items() if "VARIABLE_VALUE" in name} == {tf.float16}
-    assert {w.dtype for w in keras.saving.load_model(half / "generator.keras").weights} == {"float16"}
+    assert (half / data).stat().st_size < 0.6 * (path / data).stat().st_size
+    weights_size = lambda export: zipfile.ZipFile(export / "generator.keras").getinfo("model.weights.h5").file_size
+    assert weights_size(path) - weights_size(half) >= 1.9 * generator.count_params()  # about 2 bytes less a weight
     z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy().astype(int)
     keras_generator = load(half).generator
@@ -361,6 +365,27 @@ def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tm
                    load(half).faces(z)):
         assert np.abs(np.asarray(images).astype(int) - expected).mean() <= 1
     check_ops(half)
+
+
+PLAIN_KERAS = HIDE_DCGAN_TF + """
+    import keras, numpy as np
+    model = keras.saving.load_model("{path}/generator.keras", safe_mode=True)
+    images = model(np.load("z.npy"), training=False)
+    print(sorted({{w.dtype for w in model.weights}}), sorted({{l.dtype_policy.name for l in model.layers}}), images.dtype)
+    np.save("out.npy", np.asarray(images))
+"""
+
+
+def test_a_float16_generator_keras_computes_in_float32_in_plain_keras(exported, tmp_path):
+    """Issue 31 item 3: keras.saving.load_model alone, no dcgan_tf, gives float32 layers and images."""
+    _, generator, cfg = exported
+    half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
+    z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
+    np.save(tmp_path / "z.npy", z)
+    printed = run_clean_python(PLAIN_KERAS.format(path=half), cwd=tmp_path)
+    assert printed.split() == ["['float32']", "['float32']", "<dtype:", "'float32'>"]
+    images = latent.to_uint8(np.load(tmp_path / "out.npy")).numpy().astype(int)
+    assert np.abs(images - latent.to_uint8(generator(z, training=False)).numpy()).mean() <= 1
 
 
 def test_an_export_computes_in_float32_whatever_the_global_policy(exported, tmp_path):

@@ -9,12 +9,15 @@ A conditional model's signatures also take `attributes` float32, one value per a
 signature `attribute_names` () -> names string [count] says which, in order.
 
 With weights="float16" both forms store the weights in half precision (half the size) and
-compute in float32: the SavedModel casts its float16 variables on each call, and
-the loader turns a float16 generator.keras back into a float32 model. The export
+compute in float32: the SavedModel casts its float16 variables on each call, and Keras casts
+generator.keras's float16 weights into its float32 layers on loading (exports made before
+that held float16 layers, which dcgan_tf.serve.loader turns back into float32 ones). The export
 refuses to be written if its images differ from the float32 generator's by more than
 MAX_MEAN_DIFFERENCE on average.
 """
 
+import io
+import zipfile
 from pathlib import Path
 
 import keras
@@ -27,6 +30,7 @@ from dcgan_tf.serve import loader
 from dcgan_tf.serve.loader import GENERATOR_FILE
 from dcgan_tf.utils.files import written_atomically
 
+KERAS_WEIGHTS = "model.weights.h5"  # the weights member of a .keras archive
 MAX_MEAN_DIFFERENCE = 1.0  # pixel levels of 255, averaged over CHECK_FACES faces
 CHECK_FACES = 256
 
@@ -63,13 +67,35 @@ def _with_keras_layers(generator, cfg):
     return plain
 
 
-def _recast(model, dtype):
-    """A copy of a Keras model whose layers hold (and compute in) `dtype`, same weights."""
-    def with_dtype(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype})
-    copy = keras.models.clone_model(model, clone_function=with_dtype)
-    copy.set_weights([w.astype(dtype) for w in model.get_weights()])
-    return copy
+def _save_keras(generator, path, weights):
+    """generator.keras, float32 layers; with weights="float16" its weights file stores each
+    weight in half precision and Keras casts it into the layer's float32 variable on loading,
+    so even plain keras.saving.load_model gives a model that computes in float32."""
+    generator.save(path)
+    if weights != "float32":
+        with zipfile.ZipFile(path) as archive:
+            members = [(info, archive.read(info)) for info in archive.infolist()]
+        with written_atomically(path) as (partial,), zipfile.ZipFile(partial, "w") as archive:
+            for info, data in members:
+                archive.writestr(info, _weights_as(data, weights) if info.filename == KERAS_WEIGHTS else data)
+
+
+def _weights_as(h5_bytes, dtype):
+    """A Keras weights file (HDF5) with its float32 arrays stored as `dtype`, all else as it was."""
+    import h5py
+    out = io.BytesIO()
+    with h5py.File(io.BytesIO(h5_bytes), "r") as source, h5py.File(out, "w") as copy:
+        copy.attrs.update(source.attrs)
+
+        def copy_item(name, item):
+            if isinstance(item, h5py.Dataset):
+                array = item[()]
+                copy.create_dataset(name, data=array.astype(dtype) if array.dtype == np.float32 else array)
+            else:
+                copy.require_group(name)
+            copy[name].attrs.update(item.attrs)
+        source.visititems(copy_item)
+    return out.getvalue()
 
 
 def _on_half_weights(generator, archive):
@@ -115,7 +141,7 @@ def _write_export(generator, cfg, directory, weights):
     if count:
         archive.add_endpoint("attribute_names", lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
     archive.write_out(str(directory), verbose=False)
-    (_recast(generator, weights) if weights != "float32" else generator).save(directory / GENERATOR_FILE)
+    _save_keras(generator, directory / GENERATOR_FILE, weights)
     cfg.save(directory)
 
 
