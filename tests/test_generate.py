@@ -65,8 +65,9 @@ CLEAN_LOAD = HIDE_DCGAN_TF + """
     import numpy as np, tensorflow as tf
     model = tf.saved_model.load(sys.argv[1] if len(sys.argv) > 1 else "{path}")
     z = np.load("z.npy")
+    assert list(model.signatures) == ["serving_default"], list(model.signatures)  # what converters see
     np.save("served.npy", model.signatures["serving_default"](z=tf.constant(z))["images"].numpy())
-    np.save("sampled_{tag}.npy", model.signatures["sample"](num=tf.constant(5), seed=tf.constant(7, tf.int64))["images"].numpy())
+    np.save("sampled_{tag}.npy", model.sample(num=tf.constant(5), seed=tf.constant(7, tf.int64))["images"].numpy())
     import keras  # generator.keras holds Keras' own layers only (no fused BatchNorm class of ours)
     np.save("keras.npy", keras.saving.load_model("{path}/generator.keras")(z, training=False).numpy())
 """

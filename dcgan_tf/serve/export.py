@@ -2,11 +2,13 @@
 
 An export directory (saved_models/NAME/) holds a TensorFlow SavedModel that needs
 no dcgan_tf to run, the Keras generator (generator.keras) and the training config:
-- signature `serving_default`: z float32 [batch, latent_dim] -> images uint8 [batch, H, W, 3];
-- signature `sample`: num int32, seed int64 scalars -> images uint8, the same for the same seed.
-A conditional model's signatures also take `attributes` float32, one value per attribute
+- its one signature, `serving_default`: z float32 [batch, latent_dim] (standard normal) ->
+  images uint8 [batch, H, W, 3], which TFLite, tf2onnx and TF Serving take as it is;
+- the function `sample` of the loaded object (tf.saved_model.load(path).sample, not a signature,
+  so converters skip it): num int32, seed int64 scalars -> images uint8, the same for the same seed.
+A conditional model's functions also take `attributes` float32, one value per attribute
 (1 present, 0 absent): [batch, count] beside z, or [count] for all `num` faces of `sample`;
-signature `attribute_names` () -> names string [count] says which, in order.
+its function `attribute_names` () -> names string [count] says which, in order.
 
 With weights="float16" both forms store the weights in half precision (half the size) and
 compute in float32: the SavedModel casts its float16 variables on each call, and Keras casts
@@ -20,7 +22,6 @@ import io
 import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -98,49 +99,52 @@ def _weights_as(h5_bytes, dtype):
     return out.getvalue()
 
 
-def _on_half_weights(generator, archive):
-    """The generator run in float32 on float16 copies of its weights, which the archive
-    stores instead of the float32 ones (the returned function captures only the copies)."""
-    half = lambda variables: [tf.Variable(tf.cast(v, tf.float16), trainable=False) for v in variables]
-    store = tf.Module()
-    store.trainable, store.non_trainable = half(generator.trainable_variables), half(generator.non_trainable_variables)
-    archive.track(store)
+def _stored_as(generator, module, weights):
+    """The generator run in float32 on copies of its weights stored as `weights` in `module`
+    (the returned function captures only the copies, so each weight is saved once)."""
+    stored = lambda variables: [tf.Variable(tf.cast(v, weights), trainable=False) for v in variables]
+    module.trainable, module.non_trainable = stored(generator.trainable_variables), stored(generator.non_trainable_variables)
 
     def run(inputs):
         full = lambda variables: [tf.cast(v, tf.float32) for v in variables]
-        images, _ = generator.stateless_call(full(store.trainable), full(store.non_trainable), inputs, training=False)
+        images, _ = generator.stateless_call(full(module.trainable), full(module.non_trainable), inputs, training=False)
         return images
     return run
 
 
-def _write_export(generator, cfg, directory, weights):
-    # No archive.track(generator): the endpoints' variables are tracked anyway, and tracking
-    # the model too stored every weight twice (23.7 MB for dcgan32's 11.9 MB).
-    archive = keras.export.ExportArchive()
-    count = len(cfg.condition)
-    if weights == "float16":
-        run = _on_half_weights(generator, archive)
+def _write_savedmodel(generator, cfg, directory, weights):
+    """The SavedModel's one signature is serving_default: converters (TFLite, tf2onnx) and TF Serving
+    take every signature, and the random ops of `sample` convert to nothing that runs. So `sample`
+    (and a conditional model's `attribute_names`) are functions of the loaded object instead."""
+    module = tf.Module()
+    run = _stored_as(generator, module, weights)
+    z = tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z")
+    num, seed = tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed")
+    if cfg.condition:
+        count = len(cfg.condition)
+
+        def images_from_z(z, attributes):
+            return {"images": latent.to_uint8(run([z, attributes]))}
+
+        def sample(num, seed, attributes):  # the same attribute values for all num faces
+            return images_from_z(latent.sample(num, cfg.latent_dim, seed), tf.broadcast_to(attributes, [num, count]))
+        serving = [z, tf.TensorSpec([None, count], tf.float32, name="attributes")]
+        sampling = [num, seed, tf.TensorSpec([count], tf.float32, name="attributes")]
+        module.attribute_names = tf.function(lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
     else:
-        def run(inputs):
-            return generator(inputs, training=False)
+        def images_from_z(z):
+            return {"images": latent.to_uint8(run(z))}
 
-    def images_from_z(z, *attributes):  # attributes: none, or [batch, count] for a conditional generator
-        return {"images": latent.to_uint8(run([z, *attributes] if attributes else z))}
+        def sample(num, seed):
+            return images_from_z(latent.sample(num, cfg.latent_dim, seed))
+        serving, sampling = [z], [num, seed]
+    module.serving_default = tf.function(images_from_z, input_signature=serving)
+    module.sample = tf.function(sample, input_signature=sampling)
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serving_default})
 
-    def sample(num, seed, *attributes):  # attributes: none, or [count] for all num faces
-        return images_from_z(latent.sample(num, cfg.latent_dim, seed),
-                             *(tf.broadcast_to(values, [num, count]) for values in attributes))
 
-    def attribute_spec(*shape):
-        return [tf.TensorSpec(shape, tf.float32, name="attributes")] if count else []
-
-    archive.add_endpoint("serving_default", images_from_z, input_signature=[
-        tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z"), *attribute_spec(None, count)])
-    archive.add_endpoint("sample", sample, input_signature=[
-        tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed"), *attribute_spec(count)])
-    if count:
-        archive.add_endpoint("attribute_names", lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
-    archive.write_out(str(directory), verbose=False)
+def _write_export(generator, cfg, directory, weights):
+    _write_savedmodel(generator, cfg, directory, weights)
     _save_keras(generator, directory / GENERATOR_FILE, weights)
     cfg.save(directory)
 

@@ -63,7 +63,8 @@ class FaceGenerator:
         latent_dim = int(z_spec.shape[1])
         if attribute_spec is None:
             return cls(lambda z: signature(z=tf.convert_to_tensor(z, tf.float32))["images"], latent_dim)
-        names = model.signatures.get("attribute_names")
+        # a function of the model; a signature in exports made before serving_default stood alone
+        names = getattr(model, "attribute_names", None) or model.signatures.get("attribute_names")
         names = (tuple(name.decode() for name in names()["names"].numpy()) if names is not None
                  else conditioning.positional_names(int(attribute_spec.shape[1])))
 
