@@ -11,10 +11,9 @@ from dcgan_tf.utils.files import written_atomically
 CONFIG_FILE = "dcgan_config.json"
 LEGACY_CONFIG_FILE = "config.json"  # runs and exports made before the rename; still read
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)
-# The names the modules that define them accept (losses.LOSSES, penalties.PENALTIES,
-# distribute.STRATEGIES), repeated here because those modules import TensorFlow and a
-# Config is made before it is loaded (--help, argument errors); tests/test_config.py
-# checks the lists agree.
+# The names of the choices, here because a Config is checked before TensorFlow loads (--help,
+# argument errors); the modules that implement them (model.losses, train.distribute) take
+# their names from here. losses.LOSSES maps each loss name to its functions.
 LOSSES = ("bce", "hinge", "lsgan", "wgan")
 PENALTIES = ("none", "wgan-gp", "r1")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
@@ -60,7 +59,7 @@ class Config:
     n_critic: int = 1  # D updates per G update (5 for WGAN-GP)
     spectral_norm: bool = False  # spectral normalisation of D's layers
     # D's normalisation after its 2nd and later convolutions: batch (the DCGAN paper), layer or none.
-    # A gradient penalty needs a per-sample critic, so not batch (dcgan_tf.penalties).
+    # A gradient penalty needs a per-sample critic, so not batch (dcgan_tf.model.losses).
     d_norm: str = "batch"
     diffaugment: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
     # Adaptive augmentation (dcgan_tf.model.ada): each diffaugment policy is applied to each image

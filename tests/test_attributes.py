@@ -13,6 +13,7 @@ from dcgan_tf.cli import attributes
 from dcgan_tf.config import preset
 from dcgan_tf.data.sources import load_images
 from dcgan_tf.edit import classifier
+from dcgan_tf.edit.arithmetic import expected_attributes, parse_expression, vector_arithmetic
 from dcgan_tf.edit.classifier import (
     AttributeClassifier,
     AttributeHead,
@@ -21,12 +22,9 @@ from dcgan_tf.edit.classifier import (
 from dcgan_tf.edit.directions import (
     Directions,
     edit_points,
-    expected_attributes,
     fit_boundary,
     fit_directions,
     logistic_regression,
-    parse_expression,
-    vector_arithmetic,
 )
 from dcgan_tf.model import latent
 from dcgan_tf.model.networks import build_generator
@@ -263,7 +261,9 @@ def test_edit_and_arithmetic_usage_errors(argv, expected, capsys):
 
 
 def test_bad_expressions_are_refused():
-    for terms in (["Smiling", "*", "Male"], ["Smiling", "-"], ["Smiling,,Male"], ["Smiling,!Smiling"]):
+    # "+-" and "" are substrings of "+-" but not operators
+    for terms in (["Smiling", "*", "Male"], ["Smiling", "-"], ["Smiling,,Male"], ["Smiling,!Smiling"],
+                  ["Smiling", "+-", "Male"], ["Smiling", "", "Male"]):
         with pytest.raises(ValueError):
             parse_expression(terms)
     assert parse_expression(["Smiling,!Male"]) == [(1, {"Smiling": True, "Male": False})]

@@ -44,6 +44,14 @@ def test_directory_of_mixed_images(tmp_path):
     np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
 
 
+def test_progress_says_what_it_counts_and_writes_no_escape_codes_into_a_log(tmp_path, capsys):
+    count = write_mixed_images(tmp_path / "faces")
+    load_images(str(tmp_path / "faces"), 16, progress=True)  # capsys's stdout is not a terminal
+    out = capsys.readouterr().out
+    assert out.startswith(f"reading {count} images from {tmp_path / 'faces'}:\n"), out
+    assert f"{count}/{count} - " in out and "\x1b" not in out and "\r" not in out
+
+
 def test_zip_reads_like_the_directory(tmp_path):
     write_mixed_images(tmp_path / "faces")
     archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip")

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -561,3 +562,12 @@ def test_a_fifo_vector_or_an_unwritable_out_fails_before_any_work(exported, tmp_
                                                       capsys)
     message = exit_message([str(path), "--out", "/proc/dcgan-tf-test/faces.png"], capsys)
     assert message.startswith("generate.py: error: --out /proc/dcgan-tf-test is not writable")
+
+
+def test_each_mode_writes_its_own_file_unless_out_names_one():
+    outs = {mode: generate.parse_args(["m", mode, *extra]).out for mode, extra in (
+        ("grid", []), ("interpolate", []), ("query", []), ("edit", ["--attr", "Smiling"]),
+        ("arithmetic", ["Smiling", "--classifier", "c.keras"]))}
+    assert outs == {"grid": Path("faces.png"), "interpolate": Path("walk.png"), "query": Path("query.png"),
+                    "edit": Path("edit.png"), "arithmetic": Path("arithmetic.png")}
+    assert generate.parse_args(["m", "edit", "--attr", "Smiling", "--out", "a.png"]).out == Path("a.png")

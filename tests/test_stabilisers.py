@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import random_images
 
 from dcgan_tf.config import preset
-from dcgan_tf.model import augment, latent, losses, penalties, precision
+from dcgan_tf.model import augment, latent, losses, precision
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_discriminator
 
@@ -79,11 +79,11 @@ def test_penalties_match_per_sample_finite_differences_of_a_nonlinear_critic():
         return tf.reduce_sum(tf.tanh(x * weights) ** 2, axis=[1, 2, 3])[:, None]
 
     r1_expected = 0.5 * np.mean(_gradient_norms_by_finite_differences(critic, real) ** 2)
-    assert float(penalties.r1(critic, real)) == pytest.approx(r1_expected, rel=1e-5)
+    assert float(losses.r1(critic, real)) == pytest.approx(r1_expected, rel=1e-5)
     mix = tf.constant(rng.uniform(size=(3, 1, 1, 1)))
     points = mix * real + (1 - mix) * fake
     gp_expected = np.mean((_gradient_norms_by_finite_differences(critic, points) - 1) ** 2)
-    assert float(penalties.wgan_gp(critic, real, fake, mix)) == pytest.approx(gp_expected, rel=1e-5)
+    assert float(losses.wgan_gp(critic, real, fake, mix)) == pytest.approx(gp_expected, rel=1e-5)
 
 
 def test_a_gradient_penalty_with_a_batchnorm_critic_is_refused():
@@ -100,7 +100,7 @@ def test_penalty_is_taken_on_the_augmented_images_d_trains_on(monkeypatch):
     cfg = preset("tiny", gp="r1", d_norm="none", diffaugment="cutout")
     gan = build_gan(cfg)
     seen = {}
-    monkeypatch.setattr(penalties, "r1", lambda critic, real: seen.setdefault("real", real) * 0 + 0.0)
+    monkeypatch.setattr(losses, "r1", lambda critic, real: seen.setdefault("real", real) * 0 + 0.0)
     real = batch(cfg)
     gan.train_step(real)
     cut = np.mean(seen["real"].numpy() == 0, axis=(1, 2, 3))  # cutout zeroes a square (clipped at the edges)
@@ -212,11 +212,11 @@ def test_every_update_of_a_step_draws_its_own_z_augmentation_and_penalty_mix(mon
             drawn["z"].append(np.asarray(inputs).tobytes())
         return call(layer, inputs, *args, **kwargs)
 
-    diff_augment, wgan_gp = augment.diff_augment, penalties.wgan_gp
+    diff_augment, wgan_gp = augment.diff_augment, losses.wgan_gp
     monkeypatch.setattr(keras.Layer, "__call__", recording_call)
     monkeypatch.setattr(augment, "diff_augment", lambda x, names, seed, p=None: (
         drawn["augment"].append(np.asarray(seed).tobytes()), diff_augment(x, names, seed, p))[1])
-    monkeypatch.setattr(penalties, "wgan_gp", lambda critic, real, fake, mix: (
+    monkeypatch.setattr(losses, "wgan_gp", lambda critic, real, fake, mix: (
         drawn["mix"].append(np.asarray(mix).tobytes()), wgan_gp(critic, real, fake, mix))[1])
     gan.train_step(batch(preset("tiny")))
     assert len(drawn["z"]) == 2 + (not reuse_fake)  # one G forward per D update, one more for G's own

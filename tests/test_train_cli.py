@@ -26,6 +26,9 @@ def trained_run(tmp_path_factory):
     np.save(work / "faces.npy", np.random.default_rng(0).integers(0, 256, (64, 16, 16, 3), dtype=np.uint8))
     result = run_train("--preset", "tiny", "--data", "faces.npy", "--epochs", 1, "--out", "runs/demo", cwd=work)
     assert result.returncode == 0, result.stderr
+    # stdout is a pipe: labelled bars and one line per epoch, no terminal escape codes
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout, result.stdout
+    assert sum(line.startswith("4/4 - ") for line in result.stdout.splitlines()) == 1, result.stdout
     return work, work / "runs" / "demo"
 
 
@@ -99,3 +102,16 @@ def test_holdout_takes_celebas_partition_file_as_its_count(tmp_path):
     partition = tmp_path / "list_eval_partition.txt"
     partition.write_text("000001.jpg 0\n000002.jpg 1\n000003.jpg 2\n000004.jpg 2\n")
     assert train.parse_args(["--holdout", str(partition)]).holdout == 2
+
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])
+def test_help_into_a_closed_pipe_exits_without_a_traceback(args):
+    # `dcgan-tf --help | head`: the reader is gone before the help is written
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "dcgan_tf", *args], stdout=write_end, stderr=subprocess.PIPE,
+                            text=True, env=env, timeout=120)
+    os.close(write_end)
+    assert result.stderr == "" and result.returncode in (0, 1), result.stderr  # 0: argparse's own help

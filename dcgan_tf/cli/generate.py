@@ -2,10 +2,12 @@
 
   python generate.py MODEL                          64 faces in one grid, faces.png
   python generate.py MODEL --n 1000 --individual    and each face as its own PNG in faces/
-  python generate.py MODEL interpolate --seeds 1 2 3 --steps 8 --out walk.png   (+ walk.gif)
-  python generate.py MODEL query --vector z.npy     G(0), G(0.5), G(1) and G(z)
-  python generate.py MODEL edit --attr Smiling --seed 5 --strength -3:3 --steps 7 [--keep Male]
+  python generate.py MODEL interpolate --seeds 1 2 3 --steps 8          walk.png (+ walk.gif)
+  python generate.py MODEL query --vector z.npy     G(0), G(0.5), G(1) and G(z), query.png
+  python generate.py MODEL edit --attr Smiling --seed 5 --strength -3:3 --steps 7 [--keep Male]   edit.png
   python generate.py MODEL arithmetic 'Smiling,!Male' - '!Smiling,!Male' + '!Smiling,Male' --classifier C.keras
+                                                    arithmetic.png
+Each mode writes its own file unless --out names one, so one mode never replaces another's.
 
 A conditional model (train.py --condition) makes faces with the attributes asked for:
   python generate.py MODEL --attrs Smiling=1,Male=0,Eyeglasses=1
@@ -27,6 +29,9 @@ import sys
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
+
+OUT = {"grid": "faces.png", "interpolate": "walk.png", "query": "query.png", "edit": "edit.png",
+       "arithmetic": "arithmetic.png"}  # each mode's default --out
 
 
 def parse_args(argv=None):
@@ -63,7 +68,8 @@ def parse_args(argv=None):
     parser.add_argument("--attrs", metavar="NAME=1,NAME=0", help="conditional model: the faces' attributes")
     parser.add_argument("--vary", metavar="NAME", help="conditional model, grid: each row one z, without and "
                         "with this attribute")
-    parser.add_argument("--out", type=Path, default=Path("faces.png"), help="PNG to write (default faces.png)")
+    parser.add_argument("--out", type=Path, help="PNG to write (default: " + ", ".join(
+        f"{name} for {mode}" for mode, name in OUT.items()) + ")")
     parser.add_argument("--trust-savedmodel", action="store_true",
                         help="run a SavedModel even if its graph holds ops a generator does not need (file, "
                              "process or network ops): only for a model from someone you trust")
@@ -78,6 +84,7 @@ def parse_args(argv=None):
     if args.attrs is not None and args.mode in ("edit", "arithmetic"):
         parser.error("--attrs is for a conditional model's grid, interpolate and query modes")
     args.n = args.n or (8 if args.vary else 64)
+    args.out = args.out or Path(OUT[args.mode])
     args.steps = args.steps or (7 if args.mode == "edit" else 8)
     if args.mode == "interpolate" and (len(args.seeds or [0, 1]) < 2 or args.steps < 2):
         parser.error("interpolate needs at least two --seeds and --steps >= 2")
@@ -176,7 +183,7 @@ def edit(args, generator):
 
 def arithmetic(args, generator):
     """The DCGAN paper's figure 7 for the concepts given, and how the classifier sees the result."""
-    from dcgan_tf.edit.directions import parse_expression, vector_arithmetic
+    from dcgan_tf.edit.arithmetic import parse_expression, vector_arithmetic
     from dcgan_tf.utils.images import save_png
 
     result = vector_arithmetic(generator, classifier(args), parse_expression(args.terms), args.pool, args.seed,

@@ -4,7 +4,9 @@ Each command is a module of dcgan_tf.cli with a main(argv), imported only when i
 `dcgan-tf --help` answers without loading TensorFlow.
 """
 
+import functools
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -25,6 +27,21 @@ def usage():
     return "usage: dcgan-tf COMMAND [ARGS]   (dcgan-tf COMMAND --help for its flags)\n\ncommands:\n" + "\n".join(lines)
 
 
+def entry_point(main):
+    """For the functions a shell runs: when the reader of stdout goes away (`dcgan-tf --help | head`),
+    exit quietly as other Unix tools do, not with a BrokenPipeError traceback."""
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except BrokenPipeError:
+            # Python flushes stdout again at exit; point it at /dev/null so that flush cannot fail too.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
+    return run
+
+
+@entry_point
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):

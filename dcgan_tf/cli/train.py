@@ -12,6 +12,7 @@ from pathlib import Path
 from dcgan_tf.cli.flags import ArgumentParser, add_config_flags, config_overrides
 from dcgan_tf.config import PRESETS, WEIGHT_DTYPES, Config, preset
 from dcgan_tf.utils import locks
+from dcgan_tf.utils.files import check_writable
 from dcgan_tf.utils.signals import stop_signals
 
 LOCK_FILE = ".lock"  # in the run directory: one process trains a run at a time
@@ -89,6 +90,7 @@ def run(args):
             return
         run_dir = args.out or Path("runs") / default_run_name(cfg)
         export_dir = None if args.no_export else args.export_dir / run_dir.name
+        check_writable(run_dir, "--out")  # the lock file goes there: a bad --out is named, not an OSError
         with locks.exclusive(run_dir / LOCK_FILE, f"the run {run_dir}",
                              "wait for that training to end (or stop it), or choose another --out"):
             train(cfg, run_dir, resume=args.resume, export_dir=export_dir, export_weights=args.export_weights)

@@ -239,7 +239,7 @@ def _decode_all(names, read, size, crop, progress, source):
         except DataError as error:
             skipped.append((names[i], str(error)))
 
-    bar = progress_bar(len(names)) if progress else None
+    bar = progress_bar(len(names), f"reading {len(names)} images from {source}") if progress else None
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         for done, _ in enumerate(pool.map(work, range(len(names))), 1):
             if bar is not None and (done % 256 == 0 or done == len(names)):
@@ -310,7 +310,7 @@ def _builtin_faces(spec, count, size, limit, seed, progress, holdout, part):
     count = int(count) if count else BUILTIN_SIZE
     indices = split_part(range(count), holdout, part, limit, spec)
     check_fits(len(indices), size, spec)
-    bar = progress_bar(len(indices)) if progress else None
+    bar = progress_bar(len(indices), f"drawing {len(indices)} built-in faces") if progress else None
     images = render_faces(len(indices), size, seed=seed, on_face=bar and (lambda: bar.add(1)), start=indices.start)
     return images, LoadReport(spec, count, len(images), part=part)
 

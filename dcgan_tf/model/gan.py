@@ -15,7 +15,7 @@ It is the keras.io DCGAN's train_step plus what a real run needs:
 - `step` counts every train_step, also one whose update a mixed_float16 loss scaler
   skipped, so the next step draws fresh values.
 - The generator's exponential moving average (dcgan_tf.ema) is what call(), generate()
-  and exports use; the penalties live in dcgan_tf.penalties.
+  and exports use; the penalties live in dcgan_tf.model.losses.
 - Under mixed_float16 both optimizers are wrapped in a LossScaleOptimizer.
 - With adaptive augmentation (dcgan_tf.model.ada) DiffAugment applies each policy with the
   probability ada.p, and the step adds the signs of D's real logits to ada's accumulators.
@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 from dcgan_tf.config import JIT_MODES, Config
-from dcgan_tf.model import ada, augment, ema, latent, losses, penalties, precision
+from dcgan_tf.model import ada, augment, ema, latent, losses, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.model.optimizer_pair import OptimizerPair
 from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
@@ -41,12 +41,12 @@ from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
 class Stream(enum.IntEnum):
     """The independent random streams of one update of a training step (see DCGAN._seed)."""
 
-    Z_DISCRIMINATOR = 0  # z of the fakes D trains on (and G, when the fake batch is reused)
-    Z_GENERATOR = 1  # z of G's own fakes without reuse_fake
-    AUGMENT_REAL = 2
-    AUGMENT_FAKE = 3
-    AUGMENT_GENERATOR = 4
-    PENALTY_MIX = 5
+    D_UPDATE_Z = 0  # z of the fakes D trains on (and G trains on, when the fake batch is reused)
+    G_UPDATE_Z = 1  # z of the fakes G trains on without reuse_fake
+    D_UPDATE_AUGMENT_REAL = 2
+    D_UPDATE_AUGMENT_FAKE = 3
+    G_UPDATE_AUGMENT = 4
+    D_UPDATE_PENALTY_MIX = 5
 
 
 class DiscriminatorDraws(typing.NamedTuple):
@@ -156,14 +156,14 @@ class DCGAN(keras.Model):
 
     def _d_draws(self, batch_size, update):
         mix = replica_rows(lambda n: tf.random.stateless_uniform(
-            [n, 1, 1, 1], seed=self._seed(Stream.PENALTY_MIX, update), alg=latent.RANDOM_ALGORITHM), batch_size)
-        return DiscriminatorDraws(z=self._latent_batch(batch_size, Stream.Z_DISCRIMINATOR, update),
-                                  augment_real=self._seed(Stream.AUGMENT_REAL, update),
-                                  augment_fake=self._seed(Stream.AUGMENT_FAKE, update), mix=mix)
+            [n, 1, 1, 1], seed=self._seed(Stream.D_UPDATE_PENALTY_MIX, update), alg=latent.RANDOM_ALGORITHM), batch_size)
+        return DiscriminatorDraws(z=self._latent_batch(batch_size, Stream.D_UPDATE_Z, update),
+                                  augment_real=self._seed(Stream.D_UPDATE_AUGMENT_REAL, update),
+                                  augment_fake=self._seed(Stream.D_UPDATE_AUGMENT_FAKE, update), mix=mix)
 
     def _g_draws(self, batch_size):
-        return GeneratorDraws(z=self._latent_batch(batch_size, Stream.Z_GENERATOR),
-                              augment=self._seed(Stream.AUGMENT_GENERATOR))
+        return GeneratorDraws(z=self._latent_batch(batch_size, Stream.G_UPDATE_Z),
+                              augment=self._seed(Stream.G_UPDATE_AUGMENT))
 
     def _augmented(self, images, seed):
         """The images as D sees them: after DiffAugment when it is on (differentiable, so G learns through it)."""
@@ -187,8 +187,8 @@ class DCGAN(keras.Model):
     def _penalty(self, real, fake, attributes, mix):
         critic = functools.partial(self._d_logits, attributes=attributes)
         if self.gp == "wgan-gp":
-            return self.gp_weight * penalties.wgan_gp(critic, real, fake, mix)
-        return self.gp_weight * penalties.r1(critic, real)
+            return self.gp_weight * losses.wgan_gp(critic, real, fake, mix)
+        return self.gp_weight * losses.r1(critic, real)
 
     @staticmethod
     def _apply(optimizer, tape, target, variables, output_gradients=None):

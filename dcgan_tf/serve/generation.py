@@ -86,7 +86,7 @@ class FaceGenerator:
 
     def batches(self, z, batch_size=256, progress=False):
         """Yield uint8 images batch by batch."""
-        for z_batch in in_batches(z, batch_size, progress):
+        for z_batch in in_batches(z, batch_size, f"generating {len(z)} faces" if progress else None):
             yield self(z_batch)
 
     def all(self, z, batch_size=256, progress=False):

@@ -17,7 +17,7 @@ import tempfile
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+from dcgan_tf.config import STRATEGIES
 
 
 def make_strategy(name="auto", devices=None):

@@ -26,6 +26,7 @@ from dcgan_tf.serve.export import export_generator
 from dcgan_tf.train import callbacks, preflight, run_logs
 from dcgan_tf.train.checkpoints import TrainingCheckpoint, readable_checkpoint
 from dcgan_tf.train.distribute import is_chief, make_strategy, writer_dir
+from dcgan_tf.utils.batches import verbosity
 from dcgan_tf.utils.files import written_atomically
 from dcgan_tf.utils.images import save_grid
 
@@ -150,9 +151,12 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     """Train (or resume) a run; export the generator to export_dir at the end if given,
     its weights stored as export_weights (see dcgan_tf.export).
 
-    extra_callbacks are Keras callbacks added to the run's own. Under a multi-worker
-    strategy only the chief writes run_dir and exports (see dcgan_tf.distribute).
+    verbose is fit's; "auto" draws a live bar on a terminal and writes one line per epoch
+    elsewhere (see utils.batches.verbosity). extra_callbacks are Keras callbacks added to
+    the run's own. Under a multi-worker strategy only the chief writes run_dir and exports
+    (see dcgan_tf.distribute).
     """
+    verbose = verbosity() if verbose == "auto" else verbose
     strategy = make_strategy(cfg.strategy)
     preflight.check_strategy(cfg, strategy.num_replicas_in_sync, log)
     chief = is_chief(strategy)
