@@ -94,7 +94,7 @@ def test_export_a_chosen_checkpoint_of_a_run(trained_run):
     export = work / "exports" / "demo"
     assert (export / "saved_model.pb").is_file() and (export / "generator.keras").is_file()
     loaded = tf.saved_model.load(str(export))
-    images = loaded.signatures["sample"](num=tf.constant(3), seed=tf.constant(0, tf.int64))["images"]
+    images = loaded.sample(num=tf.constant(3), seed=tf.constant(0, tf.int64))["images"]
     assert images.shape == (3, 16, 16, 3)
 
 
