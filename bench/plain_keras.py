@@ -27,13 +27,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("exports", nargs="+", help="export folders holding generator.keras and a SavedModel")
     for folder in parser.parse_args().exports:
-        model = keras.saving.load_model(f"{folder}/generator.keras", safe_mode=True)
-        signature = tf.saved_model.load(folder).signatures["serving_default"]
-        z = np.random.default_rng(0).standard_normal((FACES, model.inputs[0].shape[-1])).astype(np.float32)
-        keras_s = seconds(lambda batch: model(batch, training=False), z)
-        saved_s = seconds(lambda batch: signature(z=tf.constant(batch))["images"], z)
-        print(f"{folder}: plain Keras computes in {model(z[:1]).dtype.name}, {FACES} faces in {keras_s:.2f} s; "
-              f"SavedModel {saved_s:.2f} s ({keras_s / saved_s:.1f}x)")
+        print(compare(folder))
+
+
+def compare(folder):
+    model = keras.saving.load_model(f"{folder}/generator.keras", safe_mode=True)
+    signature = tf.saved_model.load(folder).signatures["serving_default"]
+    z = np.random.default_rng(0).standard_normal((FACES, model.inputs[0].shape[-1])).astype(np.float32)
+    keras_s = seconds(lambda batch: model(batch, training=False), z)
+    saved_s = seconds(lambda batch: signature(z=tf.constant(batch))["images"], z)
+    return (f"{folder}: plain Keras computes in {model(z[:1]).dtype.name}, {FACES} faces in {keras_s:.2f} s; "
+            f"SavedModel {saved_s:.2f} s ({keras_s / saved_s:.1f}x)")
 
 
 if __name__ == "__main__":
