@@ -17,8 +17,15 @@ from pathlib import Path
 import keras
 
 from dcgan_tf.config import Config, find_config
+from dcgan_tf.model.gan import DCGAN
 from dcgan_tf.model.networks import generator_weight_count
 from dcgan_tf.serve.generation import FaceGenerator
+from dcgan_tf.serve.savedmodel import check_ops
+from dcgan_tf.train.checkpoints import (
+    has_checkpoint,
+    load_sampling_generator,
+    readable_checkpoint,
+)
 from dcgan_tf.utils import memory
 
 GENERATOR_FILE = "generator.keras"
@@ -59,7 +66,6 @@ def export_name(path):
 
 def is_model(path):
     """Whether a folder holds a model (checkpoints, a generator.keras or a SavedModel), not images."""
-    from dcgan_tf.train.checkpoints import has_checkpoint
     path = Path(path)
     return any((path / name).is_file() for name in (GENERATOR_FILE, SAVEDMODEL_FILE)) or has_checkpoint(path)
 
@@ -101,11 +107,6 @@ def load(path, trust_savedmodel=False):
 
 def _from_checkpoint(path, checkpoint, cfg):
     """The sampling generator of a checkpoint or run directory, or None if `path` is neither."""
-    from dcgan_tf.train.checkpoints import (
-        has_checkpoint,
-        load_sampling_generator,
-        readable_checkpoint,
-    )
     if checkpoint is None and not has_checkpoint(path):
         return None
     if cfg is None:
@@ -115,14 +116,12 @@ def _from_checkpoint(path, checkpoint, cfg):
 
 def _from_saved_model(path, trust_savedmodel):
     if not trust_savedmodel:
-        from dcgan_tf.serve.savedmodel import check_ops
         check_ops(path)
     return FaceGenerator.from_saved_model(path)
 
 
 def _from_keras_file(keras_file):
     """A generator from a .keras file (of G, or of a whole DCGAN), computing in float32."""
-    from dcgan_tf.model.gan import DCGAN
     try:
         model = keras.saving.load_model(keras_file, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged or foreign file
