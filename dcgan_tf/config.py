@@ -257,7 +257,7 @@ def find_config(directory):
     """The config file saved in a run or export directory (under its old name if that is all
     there is), or None."""
     paths = [Path(directory) / name for name in (CONFIG_FILE, LEGACY_CONFIG_FILE)]
-    return next((path for path in paths if path.is_file()), None)
+    return next((path for path in paths if path.exists()), None)  # a FIFO too: Config.load refuses it by name
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",

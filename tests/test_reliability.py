@@ -536,7 +536,7 @@ def test_every_file_a_model_or_label_loader_reads_refuses_a_fifo(tiny_model, tmp
     from dcgan_tf.edit.classifier import AttributeClassifier
     from dcgan_tf.edit.directions import Directions
     from dcgan_tf.metrics.inception import verify
-    from dcgan_tf.serve.generation import FaceGenerator
+    from dcgan_tf.serve import loader
     from dcgan_tf.serve.savedmodel import check_ops
     bare = shutil.copytree(tiny_model, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras"))
     data = next((bare / "variables").glob("variables.data-*"))
@@ -544,7 +544,8 @@ def test_every_file_a_model_or_label_loader_reads_refuses_a_fifo(tiny_model, tmp
     os.mkfifo(data)
     for name in ("config.json", "attrs.txt", "partition.txt", "classifier.keras", "directions.npz", "weights.pt"):
         os.mkfifo(tmp_path / name)
-    loads = [(data, lambda: FaceGenerator.load(bare)), (data, lambda: check_ops(bare)),
+    loads = [(data, lambda: loader.load(bare)), (data, lambda: loader.load(bare, trust_savedmodel=True)),
+             (data, lambda: check_ops(bare)),
              (tmp_path / "config.json", lambda: Config.load(tmp_path)),
              (tmp_path / "attrs.txt", lambda: read_attributes(tmp_path / "attrs.txt")),
              (tmp_path / "partition.txt", lambda: holdout_count(str(tmp_path / "partition.txt"))),
