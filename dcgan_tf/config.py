@@ -2,11 +2,13 @@
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
-from dcgan_tf.utils.files import written_atomically
+from dcgan_tf.utils.files import regular_file, written_atomically
 
 CONFIG_FILE = "config.json"
+CONFIG_BYTES = 2**20  # a config is about 2 KB; a larger file is not one
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)
 # The names of the choices, here because a Config is checked before TensorFlow loads (--help,
 # argument errors); the modules that implement them (model.losses, train.distribute) take
@@ -76,6 +78,10 @@ class Config:
     # oneDNN: README "Performance"), or "on" / "off".
     jit_compile: str = "auto"
     steps_per_execution: int = 1
+    # The batch callbacks (steps.csv, the NaN check, the progress bar) see a step's values every
+    # log_every steps and on each epoch's last: reading them waits for the device to finish the
+    # step, so a GPU runs the steps in between without a host round trip (dcgan_tf.train.callbacks).
+    log_every: int = 1
     reuse_fake: bool = True  # G update reuses the D step's fake batch (one G forward less)
     fused_batchnorm: bool = True  # TensorFlow's fused BatchNorm kernel on one replica (dcgan_tf.models)
     mixed_precision: str = "float32"  # or "mixed_float16" / "mixed_bfloat16"
@@ -144,6 +150,7 @@ class Config:
                 not self.ada_target or self.loss != "wgan"),
             "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1": min(
                 self.sample_count, self.checkpoints_to_keep, self.steps_per_execution) >= 1,
+            "log_every must be >= 1": self.log_every >= 1,
             "d_dropout must be in [0, 1), gp_weight >= 0 and kernel >= 1": (
                 0 <= self.d_dropout < 1 and self.gp_weight >= 0 and self.kernel >= 1),
             "g_start, g_dense_mult and every g_mult and d_mult entry must be >= 1": min(
@@ -169,7 +176,7 @@ class Config:
             else:
                 ok = _is_int(value) if kind is int else isinstance(value, kind)
             if not ok:
-                wrong.append(f"{f.name} must be {_KIND_NAMES[kind]}, got {value!r}")
+                wrong.append(f"{f.name} must be {_KIND_NAMES[kind]}, got {repr(value)[:80]}")
         if wrong:
             raise ValueError(f"invalid config ({self.preset}): " + "; ".join(wrong))
 
@@ -192,7 +199,8 @@ class Config:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+            shown = ", ".join(name[:40] for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            raise ValueError(f"unknown config keys: {shown}")
         return cls(**values)
 
     def save(self, directory):
@@ -206,15 +214,35 @@ class Config:
         path = Path(directory)
         if path.is_dir():
             path = path / CONFIG_FILE
-        if not path.is_file():
+        if not regular_file(path, "a config").is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
         try:
-            values = json.loads(path.read_text())
+            if path.stat().st_size > CONFIG_BYTES:
+                raise ValueError(f"{path.stat().st_size:,} bytes, more than a config's {CONFIG_BYTES:,}")
+            values = json.loads(path.read_text(encoding="utf-8-sig"), parse_int=_json_int, parse_float=_json_float,
+                                parse_constant=_json_float)
             if not isinstance(values, dict):
                 raise ValueError("expected a JSON object of config fields")
             return cls.from_dict(values)
-        except ValueError as error:  # json.JSONDecodeError is one
+        except RecursionError:  # "[[[[..." of any depth: json recurses per level
+            raise ValueError(f"{path}: JSON nested too deeply for a config; fix the file "
+                             "(python train.py --help lists the fields)") from None
+        except (ValueError, UnicodeDecodeError) as error:  # json.JSONDecodeError is a ValueError
             raise ValueError(f"{path}: {error}; fix the file (python train.py --help lists the fields)") from None
+
+
+def _json_int(text):
+    if len(text.lstrip("-")) > 18:  # more than any config field holds (and than int() reads quickly)
+        raise ValueError(f"an integer of {len(text):,} digits")
+    return int(text)
+
+
+def _json_float(text):
+    """A finite float: NaN, Infinity and 1e999 are no learning rate."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is not a finite number")
+    return value
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
@@ -254,6 +282,11 @@ def preset(name, **overrides):
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     base = PRESETS[name]
     upscale = base.output_size() // base.g_start
-    if "image_size" in overrides and "g_start" not in overrides and overrides["image_size"] % upscale == 0:
-        overrides["g_start"] = overrides["image_size"] // upscale
+    if "image_size" in overrides and "g_start" not in overrides:
+        size = overrides["image_size"]
+        if not _is_int(size) or size < upscale or size % upscale:
+            raise ValueError(f"image_size (--image-size) {size!r}: the {name} preset's generator grows its start "
+                             f"grid {upscale}x, so the size must be a positive multiple of {upscale} "
+                             f"(e.g. {', '.join(str(upscale * k) for k in (2, 4, 8))})")
+        overrides["g_start"] = size // upscale
     return base.replace(**overrides)

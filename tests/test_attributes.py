@@ -1,6 +1,7 @@
 """The attribute classifier's held-out split, latent directions, edit strips and vector arithmetic, on tiny models."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -177,6 +178,30 @@ def test_the_explorer_reads_fitted_and_hand_made_directions(edit_model, tmp_path
     assert np.asarray(Image.open(tmp_path / "edit.png")).shape == (20, 7 * 18 + 2, 3)
 
 
+
+def test_a_huge_n_is_refused_and_measure_is_drawn_in_batches(edit_model, tmp_path):
+    """Issue 33, case 13: --n 2e9 is refused before any latent vector is drawn; --measure's faces
+    come a batch at a time, and score as if drawn at once."""
+    from dcgan_tf.edit.directions import edit_response, sigmoid
+    export, classifier_file, generator, meter = edit_model
+    with pytest.raises(SystemExit) as exit:
+        attributes.main(["directions", str(export), "--classifier", str(classifier_file), "--n", "2000000000",
+                         "--out", str(tmp_path / "d.npz")])
+    assert re.fullmatch(r"attributes: error: --n 2,000,000,000: fitting directions on 2,000,000,000 faces needs "
+                        r"about \d+\.\d GiB of memory, \d+\.\d GiB is available: use a smaller --n \(default 10000\)",
+                        exit.value.code), exit.value.code
+    assert list(tmp_path.iterdir()) == []
+    directions = Directions.load(export.parent / "directions.npz", 16)
+    strengths = np.array([-3.0, 0.0, 3.0])
+    rows = []
+    counting = FaceGenerator(lambda z: rows.append(len(z)) or generator(z), 16)
+    response = edit_response(counting, meter, directions, ["Smiling"], strengths, n=50, batch_size=30)
+    assert max(rows) <= 30 and sum(rows) == 50 * 3
+    z = latent.sample(50, 16, seed=1).numpy()
+    direct = sigmoid(meter.logits(generator(edit_points(z, directions.vector("Smiling"), strengths))))
+    np.testing.assert_allclose(response[0], direct.reshape(50, 3, -1).mean(axis=0), atol=1e-6)
+
+
 def test_keep_projects_the_other_direction_out(edit_model):
     export, _, _, _ = edit_model
     directions = Directions.load(export.parent / "directions.npz", 16)
@@ -301,3 +326,27 @@ def test_the_shipped_classifier_sees_the_shipped_directions_move_faces():
         step = 2.0 * directions.vector(name)
         more, less = (clf.logits(generator(z + sign * step))[:, clf.columns([name])[0]] for sign in (1, -1))
         assert np.isfinite(more).all() and np.mean(more > less) >= 0.75, name
+
+
+def test_a_keras_file_with_a_lambda_layer_says_so(tmp_path):
+    """Issue 33, case 20: safe mode refuses a Lambda layer; inside a nested model Keras says only
+    "could not be deserialized". The message names the layer and the way out."""
+    from dcgan_tf.utils.keras_files import safe_mode_refusal
+
+    def double(x):
+        return 2 * x
+    inputs = keras.Input((16, 16, 3))
+    inner = keras.Model(inputs, keras.layers.Lambda(double, name="doubled")(inputs), name="inner")
+    outer_inputs = keras.Input((16, 16, 3))
+    outer = keras.Model(outer_inputs, AttributeHead(NAMES, name="attributes")(
+        keras.layers.GlobalAveragePooling2D()(inner(outer_inputs))))
+    outer.save(tmp_path / "lambda.keras")
+    expected = (f"{tmp_path / 'lambda.keras'} holds a Lambda layer (doubled): Python code that would run as it "
+                "loads, which Keras' safe mode refuses; save the model again with Keras' own layers instead of the "
+                "Lambda, or, if you trust where it came from, load it yourself with "
+                "keras.saving.load_model(path, safe_mode=False)")
+    with pytest.raises(ValueError) as error:
+        AttributeClassifier.load(tmp_path / "lambda.keras")
+    assert str(error.value) == expected
+    pixel_meter(tmp_path / "plain.keras")
+    assert safe_mode_refusal(tmp_path / "plain.keras") is None

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from dcgan_tf.config import PRESETS, Config, preset
@@ -34,7 +36,7 @@ def test_another_image_size_scales_the_starting_grid():
 
 
 def test_inconsistent_sizes_are_rejected():
-    with pytest.raises(ValueError, match="image_size must equal"):
+    with pytest.raises(ValueError, match=r"the size must be a positive multiple of 8 \(e.g. 16, 32, 64\)"):
         preset("keras64", image_size=36)  # not a multiple of 2**3 upsamplings
     with pytest.raises(ValueError, match="image_size must equal"):
         preset("keras64", image_size=64, g_start=4)
@@ -67,3 +69,55 @@ def test_dcgan64_is_dcgan32_one_size_up_the_pytorch_examples_layout():
     assert (dcgan64.latent_dim, dcgan64.batch_size, dcgan64.g_start, dcgan64.lr, dcgan64.beta1) == (100, 64, 4, 2e-4, 0.5)
     assert [dcgan64.conv_dim * m for m in (dcgan64.g_dense_mult, *dcgan64.g_mult)] == [512, 256, 128, 64]
     assert [dcgan64.conv_dim * m for m in dcgan64.d_mult] == [64, 128, 256, 512]
+
+
+# --- crafted config.json and image sizes (issue 33, cases 16 and 21) -----------------------
+
+FIX = "fix the file (python train.py --help lists the fields)"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[" * 100_000, "JSON nested too deeply for a config"),
+    ('{"a":' * 100_000, "JSON nested too deeply for a config"),
+    ("[1]", "expected a JSON object of config fields"),
+    ('{"lr": NaN}', "NaN is not a finite number"),
+    ('{"lr": 1e999}', "1e999 is not a finite number"),
+    ('{"epochs": ' + "9" * 5000 + "}", "an integer of 5,000 digits"),
+    ('{"' + "k" * 100_000 + '": 1}', "unknown config keys: " + "k" * 40),
+    ('{"image_size": "' + "x" * 10_000 + '"}', "invalid config (keras64): image_size must be an integer, got '"
+                                              + "x" * 79),
+    (" " * (2**20 + 1), f"{2**20 + 1:,} bytes, more than a config's {2**20:,}"),
+], ids=["deep-list", "deep-object", "list", "nan", "inf", "5000-digits", "long-key", "long-value", "huge"])
+def test_a_crafted_config_json_is_one_line(tmp_path, text, problem):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError) as error:
+        Config.load(tmp_path)
+    assert str(error.value) == f"{tmp_path / 'config.json'}: {problem}; {FIX}"
+
+
+def test_a_config_json_with_a_byte_order_mark_loads(tmp_path):
+    (tmp_path / "config.json").write_text("\ufeff" + json.dumps(preset("tiny").to_dict()), encoding="utf-8")
+    assert Config.load(tmp_path) == preset("tiny")
+
+
+@pytest.mark.parametrize("size", [0, -4, 12])
+def test_an_impossible_image_size_is_refused_before_the_data_is_read(tmp_path, capsys, size):
+    """train.py (a subprocess), attributes train and evaluate name --image-size, not the missing data."""
+    from test_train_cli import run_train
+
+    from dcgan_tf.cli import attributes, evaluate
+    result = run_train("--preset", "keras64", "--image-size", size, "--data", "missing.zip", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"train.py: error: image_size (--image-size) {size}: the keras64 preset's generator grows its start grid "
+        "8x, so the size must be a positive multiple of 8 (e.g. 16, 32, 64)")
+    with pytest.raises(SystemExit) as exit:
+        attributes.main(["train", "--data", "missing.zip", "--attrs", "missing.txt", "--out", "c.keras",
+                         "--image-size", str(size)])
+    assert exit.value.code == (f"attributes: error: --image-size {size}: the classifier needs an image size of "
+                               "4 * 2**k >= 8 (8, 16, 32, 64, 128 ...), the generator's resolution")
+    if size < 4:
+        with pytest.raises(SystemExit) as exit:
+            evaluate.main(["--model", "missing", "--image-size", str(size)])
+        assert exit.value.code == 2
+        assert capsys.readouterr().err.strip().endswith(f"--image-size must be at least 4, got {size} (see --help)")

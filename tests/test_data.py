@@ -178,6 +178,21 @@ def test_awkward_formats_become_rgb_faces(tmp_path):
     np.testing.assert_allclose(deep16, np.broadcast_to(np.linspace(0, 255, 16)[:, None], (16, 16, 3)), atol=3)
 
 
+
+def test_a_32_bit_integer_image_is_read_in_the_16_bit_range_or_refused(tmp_path):
+    """Issue 33, case 22: mode I (a 16-bit PGM, or a 32-bit TIFF under an image name) is never all white."""
+    ramp = np.broadcast_to(np.arange(16, dtype=np.int32)[:, None] * 4369, (16, 16))  # 0 ... 65535
+    Image.fromarray(np.ascontiguousarray(ramp)).save(tmp_path / "a16.png", format="TIFF")
+    Image.fromarray(np.ascontiguousarray(ramp) * 32768).save(tmp_path / "b32.png", format="TIFF")
+    assert Image.open(tmp_path / "b32.png").mode == "I"
+    images, report = load_images(str(tmp_path), 16, crop="none", progress=False)
+    rows = np.broadcast_to(np.linspace(0, 255, 16)[:, None, None], (16, 16, 3))
+    np.testing.assert_allclose(images[0], rows, atol=3)
+    refused = ("32-bit integer pixels from 0 to 2147450880, outside the 16-bit range 0-65535 this reads: "
+               "save it as an 8- or 16-bit image")
+    assert report.skipped == [("b32.png", refused)]
+
+
 def test_strict_turns_a_skipped_file_into_an_error(tmp_path):
     write_mixed_images(tmp_path)
     (tmp_path / "fake.jpg").write_text("this is text with an image extension")
@@ -359,6 +374,31 @@ def png_claiming(path, width, height):
     struct.pack_into(">II", data, 16, width, height)  # IHDR's fields, after the signature and chunk header
     struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
     path.write_bytes(bytes(data))
+
+
+
+def test_a_zip_member_is_checked_from_its_image_header_before_inflating(tmp_path, monkeypatch):
+    """Issue 33, case 12: a member under the file-size cap (a PNG header claiming 92 megapixels,
+    then 64 MiB of zeros that deflate to 64 KB) is refused after reading its first bytes, not inflated whole."""
+    write_mixed_images(tmp_path / "faces")
+    archive = zip_folder(tmp_path / "faces", tmp_path / "faces.zip", "*.png", zipfile.ZIP_DEFLATED)
+    png_claiming(tmp_path / "huge.png", 10000, 9200)
+    with zipfile.ZipFile(archive, "a", zipfile.ZIP_DEFLATED) as z, z.open("huge.png", "w") as member:
+        member.write((tmp_path / "huge.png").read_bytes())
+        for _ in range(64):
+            member.write(bytes(2**20))
+    inflated = {}
+    read = zipfile.ZipExtFile.read
+
+    def counted(self, n=-1):
+        data = read(self, n)
+        inflated[self.name] = inflated.get(self.name, 0) + len(data)
+        return data
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counted)
+    images, report = load_images(str(archive), 16, progress=False)
+    too_large = "10000x9200 is over the limit of 67 megapixels for one image"
+    assert len(images) == 3 and report.skipped == [("huge.png", too_large)]
+    assert inflated["huge.png"] < 2**20
 
 
 def test_images_over_the_pixel_limit_are_skipped_before_decoding(tmp_path):

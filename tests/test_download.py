@@ -2,19 +2,22 @@
 Google Drive (direct small files, a confirmation page before large ones) and mirrors, serving
 a small fake archive with its own checksum table. Nothing here touches the internet."""
 
+import errno
 import hashlib
 import io
 import os
 import socket
+import subprocess
 import sys
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
-from conftest import random_images
+from conftest import ROOT, random_images
 from PIL import Image
 
 from dcgan_tf.cli import download as download_cli
@@ -28,6 +31,7 @@ from dcgan_tf.data.download import (
     mirror,
     resolve_dataset_path,
 )
+from dcgan_tf.utils import locks
 
 QUOTA_PAGE = b"""<html><head><title>Google Drive - Quota exceeded</title></head><body>
 <p class="uc-error-caption">Sorry, you can't view or download this file at this time.</p>
@@ -96,6 +100,8 @@ class FakeServer:
             return self.send_file(handler, CONTENT[file_id])
         if path == "/download" and query.get("confirm") == ["t"] and query.get("uuid") == ["5f0e&b"]:
             return self.send_file(handler, CONTENT[query["id"][0]])
+        if callable(self.routes.get(path)):  # a route that answers in its own (misbehaving) way
+            return self.routes[path](handler)
         if path in self.routes:
             status, kind, body = self.routes[path]
             return self.send_file(handler, body) if kind is None else self.send(handler, status, kind, body)
@@ -340,3 +346,174 @@ def test_data_celeba_resolves_to_the_download(tmp_path, monkeypatch):
     images, report = load_images("celeba", 16, progress=False)
     assert images.shape == (3, 16, 16, 3) and report.source == str(tmp_path / "img_align_celeba.zip")
     assert np.array_equal(images, load_images(str(tmp_path / "img_align_celeba.zip"), 16, progress=False)[0])
+
+
+# --- hostile servers, shared folders, bad --to (issue 33) --------------------------------
+
+def download_cli_process(*args, cwd):
+    """`dcgan-tf download celeba ARGS` in a subprocess: the real CELEBA table, so a test sees
+    what the command does before any file is complete."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "dcgan_tf", "download", "celeba", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("link", ['<form id="download-form" action="file:///etc/hostname" method="get"></form>',
+                                  '<a href="file:///etc/hostname?confirm=t">Download anyway</a>'])
+def test_a_page_that_links_to_a_local_file_is_not_followed(server, tmp_path, capsys, link):
+    """Case 3: a page's form action or confirm link is followed only to http(s)."""
+    server.drive = False
+    server.routes["/uc"] = (200, "text/html", f"<html><title>Google Drive</title><body>{link}</body></html>".encode())
+    with pytest.raises(DownloadError):
+        download.fetch(FILES[0], tmp_path / "list_attr_celeba.txt", [google_drive(server.url + "/uc")])
+    assert "refusing to follow a file: link (file:///etc/hostname" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
+    """Case 4: while one process writes a file, another one into the same --to stops at once."""
+    first = download.CELEBA[0].name
+    with locks.exclusive(tmp_path / f".{first}.lock", "held", "by this test"):
+        result = download_cli_process("--to", str(tmp_path), "--mirror", server.url + "/m", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"download: error: {tmp_path / first} is in use by process {os.getpid()}: another download writes it: "
+        "wait for it to end, or choose another --to")
+    assert server.requests == [] and sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_lock_is_not_left_behind_by_a_killed_process(tmp_path):
+    """Cases 4 and 5: the kernel drops a killed owner's flock; the next process takes the lock."""
+    code = ("import sys, time; from dcgan_tf.utils import locks\n"
+            "with locks.exclusive(sys.argv[1], 'x', 'y'):\n    print('HELD', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})  # ended by SIGKILL, which it cannot catch
+    assert child.stdout.readline() == "HELD\n"
+    with pytest.raises(locks.InUse, match=f"the run is in use by process {child.pid}: wait"), \
+            locks.exclusive(tmp_path / ".lock", "the run", "wait"):
+        pass
+    child.kill()
+    child.wait()
+    with locks.exclusive(tmp_path / ".lock", "the run", "wait"):
+        assert (tmp_path / ".lock").read_text() == f"{os.getpid()}\n"
+    assert not (tmp_path / ".lock").exists()
+
+
+def lying_range(start):
+    """A server that answers any Range with 206 and the file from byte `start` (whatever was asked)."""
+    def answer(handler):
+        if handler.headers.get("Range") is None:
+            return FakeServer.send(handler, 200, "application/octet-stream", ATTRS)
+        FakeServer.send(handler, 206, "application/octet-stream", ATTRS[start:],
+                        [("Content-Range", f"bytes {start}-{len(ATTRS) - 1}/{len(ATTRS)}")])
+    return answer
+
+
+@pytest.mark.parametrize("start", [0, 3])
+def test_a_resume_answered_from_another_byte_starts_again(server, tmp_path, start):
+    """Case 8: 206 with a Content-Range that does not start where asked: never appended to what is kept."""
+    server.routes["/m/list_attr_celeba.txt"] = lying_range(start)
+    (tmp_path / ".list_attr_celeba.txt.partial").write_bytes(ATTRS[:10])
+    path = download.fetch(FILES[0], tmp_path / "list_attr_celeba.txt", [mirror(server.url + "/m")])
+    assert path.read_bytes() == ATTRS
+    assert server.requests[0] == ("/m/list_attr_celeba.txt", "bytes=10-")
+
+
+def endless_body(handler):
+    """No Content-Length, and more bytes than the file has, until the client hangs up."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/octet-stream")
+    handler.end_headers()
+    handler.close_connection = True
+    try:
+        handler.wfile.write(ATTRS)
+        for _ in range(1000):
+            handler.wfile.write(bytes(1 << 16))
+    except OSError:
+        pass
+
+
+def test_a_body_longer_than_the_file_is_cut_at_its_size(server, tmp_path, capsys, monkeypatch):
+    """Case 9: with no length announced, no more than the file's size is written, then refused."""
+    written = []
+    copy = download._copy
+    monkeypatch.setattr(download, "_copy", lambda response, out, size, progress: (
+        copy(response, out, size, progress), written.append(out.tell())))
+    server.routes["/m/list_attr_celeba.txt"] = endless_body
+    with pytest.raises(DownloadError):
+        download.fetch(FILES[0], tmp_path / "list_attr_celeba.txt", [mirror(server.url + "/m")])
+    assert written == [len(ATTRS)]
+    assert f"sends more than the {len(ATTRS):,} bytes expected: not the official file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def trickle(handler):
+    """The file's length announced, then a byte every 50 ms."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(ATTRS)))
+    handler.end_headers()
+    try:
+        for byte in ATTRS:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass
+
+
+def test_a_trickling_server_counts_as_a_lost_connection(server, tmp_path, capsys, monkeypatch):
+    """Case 15: bytes that keep coming, too slowly, do not keep the download waiting forever."""
+    monkeypatch.setattr(download, "MIN_RATE", 100)
+    monkeypatch.setattr(download, "RATE_WINDOW", 0.3)
+    server.routes["/m/list_attr_celeba.txt"] = trickle
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match="are kept for the next run to resume"):
+        download.fetch(FILES[0], tmp_path / "list_attr_celeba.txt", [mirror(server.url + "/m")])
+    assert time.monotonic() - started < 10
+    assert "the connection broke 3 times, last at 0.0 KiB of 0.1 KiB (slower than 0.1 KiB/s for 0.3 s)" in capsys.readouterr().err
+
+
+def test_bad_to_and_mirror_are_one_line_errors(tmp_path):
+    """Case 17: the download CLI's arguments, each refused in one line before any network."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "d" / "list_attr_celeba.txt").mkdir(parents=True)  # a folder where a file goes
+    cases = {
+        ("--to", "afile"): "--to afile is a file, not a folder: choose another --to",
+        ("--to", "dangling"): f"--to dangling is a link to {tmp_path / 'gone'}, which does not exist: "
+                              "create that folder, or choose another --to",
+        ("--to", "d"): "d/list_attr_celeba.txt is in the way of list_attr_celeba.txt: it is a folder, a dangling "
+                       "link or not a regular file: move it away, or choose another --to",
+        ("--mirror", "notaurl"): "--mirror 'notaurl': expected an http:// or https:// URL, "
+                                 "e.g. https://example.org/celeba/",
+    }
+    for args, message in cases.items():
+        mirror_args = [] if "--mirror" in args else ["--mirror", closed_port_url()]
+        result = download_cli_process(*args, *mirror_args, cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == f"download: error: {message}", args
+
+
+def test_a_read_only_or_full_disk_is_one_line(server, tmp_path, monkeypatch):
+    """Case 17, as root can test it: a read-only --to and a disk that fills up mid-file."""
+    monkeypatch.setattr(download, "CELEBA", FILES)
+    server.routes["/m/list_attr_celeba.txt"] = (200, None, ATTRS)
+
+    def read_only(**kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+    with monkeypatch.context() as patch:
+        patch.setattr("tempfile.TemporaryFile", read_only)
+        with pytest.raises(SystemExit) as exit:
+            download_cli.main(["celeba", "--to", str(tmp_path / "ro"), "--mirror", server.url + "/m"])
+    assert exit.value.code == f"download: error: --to {tmp_path / 'ro'} is not writable (Read-only file system): " \
+                              "choose another --to"
+
+    def full(response, out, size, progress):
+        out.write(ATTRS[:5])
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(download, "_copy", full)
+    with pytest.raises(SystemExit) as exit:
+        download_cli.main(["celeba", "--to", str(tmp_path), "--mirror", server.url + "/m"])
+    partial = tmp_path / ".list_attr_celeba.txt.partial"
+    assert exit.value.code == (f"download: error: could not write {partial} (No space left on device): free some "
+                               "space, or choose another --to; 0.0 KiB are kept for the next run to resume")

@@ -480,6 +480,77 @@ def test_our_exports_pass_the_op_check(exported, tmp_path):
     check_ops(export_generator(build_generator(cfg), cfg, tmp_path / "dcgan32"))
 
 
+
+@pytest.fixture(scope="module")
+def tensorflow1_savedmodel(tmp_path_factory):
+    """A generator's SavedModel in the TensorFlow 1 format (its object graph removed) whose saver's
+    restore step writes a checkpoint at `marker`: its SaveV2 sits in a function that only the saver
+    calls, where the checkpoint ops are allowed (issue 33, case 1)."""
+    folder = tmp_path_factory.mktemp("tf1")
+    marker = folder / "marker"
+    module = tf.Module()
+    module.w = tf.Variable(tf.ones([16, 16 * 16 * 3]))
+    module.serve = tf.function(
+        lambda z: {"images": tf.cast(tf.reshape(tf.sigmoid(z @ module.w) * 255, [-1, 16, 16, 3]), tf.uint8)},
+        input_signature=[tf.TensorSpec([None, 16], tf.float32, name="z")], autograph=False)
+
+    def write_where_the_model_chooses(prefix):
+        tf.raw_ops.SaveV2(prefix=str(marker), tensor_names=["x"], shape_and_slices=[""], tensors=[tf.ones([])])
+        return tf.constant(0)
+    hostile = tf.function(write_where_the_model_chooses, input_signature=[tf.TensorSpec([], tf.string)],
+                          autograph=False).get_concrete_function().function_def
+    tf.saved_model.save(module, str(folder / "tf2"), signatures={"serving_default": module.serve})
+    from tensorflow.core.protobuf import saved_model_pb2
+    proto = saved_model_pb2.SavedModel.FromString((folder / "tf2" / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0]
+    restore = next(node for node in graph.graph_def.node if node.name == graph.saver_def.restore_op_name)
+    functions = [f for f in graph.graph_def.library.function if f.signature.name != restore.attr["f"].func.name]
+    del graph.graph_def.library.function[:]
+    graph.graph_def.library.function.extend([*functions, hostile])
+    restore.attr["f"].func.name = hostile.signature.name
+    del restore.input[1:]  # the file name only
+    for key, dtype in (("Tin", tf.string), ("Tout", tf.int32)):
+        restore.attr[key].list.ClearField("type")
+        restore.attr[key].list.type.append(dtype.as_datatype_enum)
+    graph.ClearField("object_graph_def")
+    shutil.copytree(folder / "tf2" / "variables", folder / "tf1" / "variables")
+    (folder / "tf1" / "saved_model.pb").write_bytes(proto.SerializeToString())
+    return folder / "tf1", marker
+
+
+TENSORFLOW1_REFUSED = ("refusing to load this SavedModel: it is in the TensorFlow 1 format (no object graph), whose "
+                       "loading runs its own saver and init steps, which can read or write files; export it again "
+                       "with TensorFlow 2 (tf.saved_model.save), or pass --trust-savedmodel if you trust where it "
+                       "came from")
+
+
+def test_a_tensorflow1_savedmodel_is_refused_by_generate(tensorflow1_savedmodel, tmp_path):
+    model, marker = tensorflow1_savedmodel
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), str(model), "--n", "2", "--out", "faces.png"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"generate.py: error: {model}: {TENSORFLOW1_REFUSED}"
+    assert list(tmp_path.iterdir()) == [] and not list(marker.parent.glob("marker*"))
+
+
+@pytest.mark.parametrize("command", ["evaluate", "attributes", "explore"])
+def test_every_command_that_loads_a_savedmodel_checks_it(tensorflow1_savedmodel, tmp_path, command):
+    """Issue 33, case 1: evaluate, attributes directions and the explorer refuse it as generate does."""
+    from dcgan_tf.cli import attributes, explore
+    model, marker = tensorflow1_savedmodel
+    main, argv = {
+        "evaluate": (evaluate_cli.main, ["--model", str(model), "--data", "builtin:8", "--n", "4",
+                                         "--cache-dir", str(tmp_path)]),
+        "attributes": (attributes.main, ["directions", str(model), "--classifier", str(tmp_path / "c.keras"),
+                                         "--out", str(tmp_path / "d.npz")]),
+        "explore": (explore.main, [str(model), "--port", "0"]),
+    }[command]
+    with pytest.raises(SystemExit) as exit:
+        main(argv)
+    assert exit.value.code == f"{command}: error: {model}: {TENSORFLOW1_REFUSED}"
+    assert list(tmp_path.iterdir()) == [] and not list(marker.parent.glob("marker*"))
+
 # --- memory bounds and bad vectors (issue 15, items 10 and 12) ----------------------------
 
 @pytest.mark.parametrize("truncation", [None, 0.6])

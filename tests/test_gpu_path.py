@@ -4,6 +4,8 @@ starts, so those tests run in a subprocess (as tests/test_distribute.py does).""
 
 import json
 import math
+import os
+import re
 import types
 
 import numpy as np
@@ -14,6 +16,7 @@ from test_distribute import run_python
 from dcgan_tf.config import preset
 from dcgan_tf.train import preflight
 from dcgan_tf.train.run import train
+from dcgan_tf.utils import memory
 
 OVERFLOW_ON_REPLICA_1 = """
     import json
@@ -73,8 +76,8 @@ def test_xla_on_one_replica_and_auto_or_off_on_several_are_accepted(jit_compile)
 def test_fused_batchnorm_with_several_replicas_says_it_is_not_used():
     logged = []
     preflight.check_strategy(preset("tiny"), 2, logged.append)
-    assert logged == ["note: with 2 replicas BatchNorm runs Keras' synchronized layer, not the fused kernel "
-                      "(--fused-batchnorm applies to one replica): its statistics are the global batch's"]
+    assert logged == [("note: with 2 replicas BatchNorm runs Keras' synchronized layer, not the fused kernel "
+                       "(--fused-batchnorm applies to one replica): its statistics are the global batch's")]
     logged.clear()
     preflight.check_strategy(preset("tiny"), 1, logged.append)
     preflight.check_strategy(preset("tiny", fused_batchnorm=False), 2, logged.append)
@@ -149,3 +152,95 @@ def test_the_xla_step_computes_what_the_plain_step_does(case, portable_draws):
             np.testing.assert_allclose(xla_step[key], value, rtol=loss_tolerance, atol=loss_tolerance, err_msg=key)
     moved = mean_difference(plain_weights, initial)
     assert mean_difference(xla_weights, plain_weights) <= weight_tolerance * moved
+
+
+def logged_run(tmp_path, name, **fields):
+    """steps.csv rows (step, then the four values) and the trained weights of a two-epoch run."""
+    cfg = preset("tiny", data="builtin:64", epochs=2, d_dropout=0.0, **fields)  # 4 steps an epoch
+    gan, _ = train(cfg, tmp_path / name, verbose=0, log=lambda message: None)
+    rows = np.loadtxt(tmp_path / name / "steps.csv", delimiter=",", skiprows=1)
+    return np.delete(rows, 1, axis=1), [w.numpy() for w in gan.weights]
+
+
+def test_reading_the_step_values_less_often_logs_the_same_values_and_trains_the_same(tmp_path):
+    """log_every (and steps_per_execution) change which steps the batch callbacks see, never
+    the training: the rows logged are the every-step run's rows, the weights its weights."""
+    every_step, weights = logged_run(tmp_path, "every")
+    np.testing.assert_array_equal(every_step[:, 0], range(1, 9))
+    for fields, logged in (({"log_every": 3}, [3, 4, 7, 8]),  # every 3 steps of an epoch, and its last
+                           ({"log_every": 2, "steps_per_execution": 2}, [2, 4, 6, 8])):
+        rows, other_weights = logged_run(tmp_path, "_".join(map(str, fields.values())), **fields)
+        np.testing.assert_array_equal(rows[:, 0], logged, err_msg=str(fields))
+        np.testing.assert_allclose(rows[:, 1:], every_step[np.array(logged) - 1, 1:], rtol=1e-5, atol=1e-7)
+        for a, b in zip(weights, other_weights):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=str(fields))
+
+
+def test_evaluation_features_and_the_export_check_compute_without_tf32(tmp_path, monkeypatch):
+    """TF32 (on by default on Ampere GPUs) is off while the FID features and the export check
+    compute, and as it was after: training keeps it."""
+    from dcgan_tf.metrics import inception
+    from dcgan_tf.model.networks import build_generator
+    from dcgan_tf.serve import export
+    seen = []
+
+    def network(x, training=False):  # traced inside features(): sees the setting the features run with
+        seen.append(("features", tf.config.experimental.tensor_float_32_execution_enabled()))
+        return tf.reduce_mean(x, axis=(1, 2))
+
+    load_generator = export.load_generator
+
+    def loading(path):
+        seen.append(("export check", tf.config.experimental.tensor_float_32_execution_enabled()))
+        return load_generator(path)
+
+    monkeypatch.setattr(export, "load_generator", loading)
+    assert tf.config.experimental.tensor_float_32_execution_enabled()  # TensorFlow's default
+    inception.features(np.zeros((2, 8, 8, 3), np.uint8), model=network)
+    cfg = preset("tiny")
+    export.export_generator(build_generator(cfg), cfg, tmp_path / "export")
+    assert seen == [("features", False), ("export check", False)]
+    assert tf.config.experimental.tensor_float_32_execution_enabled()
+
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("gpu, batch_size, replicas, refused", [
+    # keras64 needs about 15.4 GiB at batch 512 and 30.6 GiB at 1024, with the host's 1 GiB of RAM
+    (memory.GpuMemory(24 * GIB, 0), 512, 1, None),  # device work: the host's RAM does not count
+    (memory.GpuMemory(24 * GIB, 0), 1024, 1, ("batch 1024 needs about 30.6 GiB of GPU memory, the GPU has 24.0 GiB "
+                                             "(0.0 GiB of it in use by TensorFlow)")),
+    (memory.GpuMemory(24 * GIB, 0), 1024, 2, None),  # each replica trains on 512 on its own GPU
+    (memory.GpuMemory(16 * GIB, 1 * GIB), 512, 1, ("batch 512 needs about 15.4 GiB of GPU memory, the GPU has 16.0 GiB "
+                                                  "(1.0 GiB of it in use by TensorFlow)")),
+    (memory.GpuMemory(None, 0), 1024, 1, None),  # nvidia-smi could not say: nothing to refuse on
+    (None, 512, 1, "batch 512 needs about 15.4 GiB of memory, 1.0 GiB is available"),  # no GPU: host RAM
+])
+def test_training_memory_is_checked_where_training_runs(monkeypatch, gpu, batch_size, replicas, refused):
+    monkeypatch.setattr(memory, "available", lambda: 1 * GIB)
+    monkeypatch.setattr(memory, "gpu_memory", lambda: gpu)
+    cfg = preset("keras64", batch_size=batch_size)
+    if refused is None:
+        preflight.check_memory(cfg, replicas)
+    else:
+        with pytest.raises(memory.NotEnoughMemory, match=re.escape(f"training keras64 at 64x64, {refused}: lower "
+                                                                   "--image-size or --batch-size")):
+            preflight.check_memory(cfg, replicas)
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a machine without a GPU")
+def test_without_a_gpu_the_device_query_says_so():
+    assert memory.gpu_memory() is None
+
+
+def test_the_gpus_total_comes_from_nvidia_smi_for_tensorflows_first_gpu(tmp_path, monkeypatch):
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "args"}\necho 24576\n')  # MiB, as --format=...nounits
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert memory._nvidia_smi_total() == 24 * GIB
+    assert (tmp_path / "args").read_text().split()[0] == "--id=3"
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    assert memory._nvidia_smi_total() is None

@@ -116,3 +116,22 @@ def test_celeba_10k_holds_out_images_009001_to_010000():
     held = split_part(names, 1000, "holdout")
     assert [name.split("/")[-1] for name in held] == [f"{i:06d}.jpg" for i in range(9001, 10001)]
     assert (table.match(held) >= 0).sum() == 701  # the labels stop at 009701
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(tmp_path):
+    """Issue 33, case 19: an editor's UTF-8 BOM before the count (labels) or the first file name (partition)."""
+    from dcgan_tf.data.sources import holdout_count
+    path = tmp_path / "list_attr.txt"
+    path.write_text("\ufeff" + GOOD, encoding="utf-8")
+    assert read_attributes(path).files == ("000001.jpg", "000002.jpg", "000003.jpg")
+    partition = tmp_path / "list_eval_partition.txt"
+    partition.write_text("\ufeff" + "".join(f"{i:06d}.jpg {mark}\n" for i, mark in enumerate([0, 0, 1, 2, 2], 1)),
+                         encoding="utf-8")
+    assert holdout_count(str(partition)) == 2
+
+
+def test_a_count_of_5000_digits_names_the_file(tmp_path):
+    path = write(tmp_path, "9" * 5000 + GOOD[1:])
+    with pytest.raises(LabelError) as error:
+        read_attributes(path)
+    assert str(error.value) == f"{path} line 1: a count of 5,000 digits: expected the number of images"

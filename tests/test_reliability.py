@@ -4,6 +4,7 @@ import csv
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,8 @@ from dcgan_tf.config import Config, preset
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.train import run, run_logs
 from dcgan_tf.train.checkpoints import CheckpointError, TrainingCheckpoint
-from dcgan_tf.utils import signals
+from dcgan_tf.utils import files, signals
+from dcgan_tf.utils.files import written_atomically
 
 STEPS_PER_EPOCH = 64  # 1,024 images, batch 16
 
@@ -412,3 +414,143 @@ def test_logs_opened_but_never_written_do_not_stop_a_resume(tmp_path):
     run_logs.trim_logs(tmp_path, 0, 2)
     assert (tmp_path / "history.csv").read_text() == ""
     assert (tmp_path / "steps.csv").read_text().splitlines() == ["step,epoch,d_loss", "1,1,0.5", "2,1,0.4"]
+
+
+# --- writes through links, folders replaced whole, array files checked first (issue 33) -----
+
+def test_out_writes_through_a_link_and_refuses_a_fifo(tiny_model, tmp_path):
+    """Case 6: a symbolic link stays a link to the new file; a FIFO (like a device) is not replaced."""
+    from dcgan_tf.cli import generate
+    real, link, fifo = tmp_path / "real.png", tmp_path / "link.png", tmp_path / "fifo.png"
+    real.write_bytes(b"old")
+    link.symlink_to(real)
+    os.mkfifo(fifo)
+    generate.main([str(tiny_model), "--n", "2", "--out", str(link)])
+    assert link.is_symlink() and real.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit) as exit:
+        generate.main([str(tiny_model), "--n", "2", "--out", str(fifo)])
+    assert exit.value.code == (f"generate.py: error: {fifo} is not a regular file but a device, FIFO or socket; "
+                               "writing would replace it: give a file name")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_folder_is_replaced_whole_even_by_a_kill_in_between(tmp_path, monkeypatch):
+    """Case 7: the old folder stays in place until the new one is (exchanged in one step); where the
+    system cannot exchange, a kill between the two renames leaves it aside and the next write puts it back."""
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "old").write_text("old")
+
+    def write(name):
+        with written_atomically(target) as (partial,):
+            partial.mkdir()
+            (partial / name).write_text(name)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # what a kill leaves: nothing runs after this point
+    with monkeypatch.context() as patch:
+        patch.setattr(shutil, "rmtree", killed)  # just after the exchange
+        with pytest.raises(KeyboardInterrupt):
+            write("new")
+    assert [p.name for p in target.iterdir()] == ["new"]
+    renames = []
+    with monkeypatch.context() as patch:
+        patch.setattr(files, "_exchange", lambda a, b: False)
+        patch.setattr(os, "replace", lambda a, b: renames.append(a) or (killed() if len(renames) == 2 else
+                                                                          os.rename(a, b)))
+        with pytest.raises(KeyboardInterrupt):
+            write("newer")  # the old one moved aside, the new one not yet in place
+    assert not target.exists()
+    write("newest")
+    assert [p.name for p in target.iterdir()] == ["newest"] and sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_an_array_file_declaring_terabytes_is_refused_from_its_header(tiny_model, tmp_path):
+    """Case 10: a 128-byte .npy that declares 2^40 values, and a deflated member that inflates to 76 MiB."""
+    from dcgan_tf.cli import generate
+    from dcgan_tf.edit.directions import Directions
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)})
+    with pytest.raises(SystemExit) as exit:
+        generate.main([str(tiny_model), "query", "--vector", str(huge), "--out", str(tmp_path / "q.png")])
+    assert exit.value.code == (f"generate.py: error: {huge} declares an array of shape (1099511627776,) float64 "
+                               "(8192.0 GiB), more than the 256 bytes it may hold here")
+    np.savez_compressed(tmp_path / "directions.npz", Smiling=np.zeros(10**7))
+    assert (tmp_path / "directions.npz").stat().st_size < 200_000
+    with pytest.raises(ValueError, match=r"Smiling declares an array of shape \(10000000,\) float64 \(76.3 MiB\), "
+                                         r"more than the 128 bytes it may hold here"):
+        Directions.load(tmp_path / "directions.npz", 8)
+
+
+@pytest.mark.parametrize("arrays, problem", [
+    ({"meta": '["Smiling"]'}, "not a readable .npz of directions (meta must be a JSON object, got list)"),
+    ({"meta": '{"attributes": 5}'}, "not a readable .npz of directions (meta's attributes must be a list of names, got 5)"),
+    ({"meta": '{"attributes": [1]}'}, "not a readable .npz of directions (meta's attributes must be a list of names, got [1])"),
+    ({"meta": "[" * 100_000}, "not a readable .npz of directions (meta is JSON nested too deeply)"),
+    ({"probe_images": "abc"}, "probe_images must be uint8 images [n, H, W, 3], got <U3 (): fit the directions again"),
+], ids=["list", "attributes-5", "non-string-name", "deep", "string-probe"])
+def test_crafted_directions_metadata_is_one_line(tmp_path, arrays, problem):
+    """Case 16: directions.npz metadata of the wrong shape is a ValueError naming the file, never a traceback."""
+    from dcgan_tf.edit.directions import Directions
+    path = tmp_path / "directions.npz"
+    np.savez(path, Smiling=np.ones(8), **{key: np.array(value) for key, value in arrays.items()})
+    with pytest.raises(ValueError) as error:
+        Directions.load(path, 8)
+    assert str(error.value) == f"{path}: {problem}"
+
+
+# --- FIFOs where files are read (issue 33, case 14) -----------------------------------------
+
+@pytest.fixture
+def deadline():
+    """A read that blocks (a FIFO opened for reading) fails the test after 20 s instead of hanging it."""
+    def expired(*_):
+        raise TimeoutError("blocked reading a FIFO")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_fifo_as_a_checkpoint_file_is_refused_not_waited_on(tmp_path):
+    run_dir = tmp_path / "run"
+    preset("tiny").save(run_dir)
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "ckpt-1.index").write_bytes(b"x")
+    fifo = run_dir / "checkpoints" / "ckpt-1.data-00000-of-00001"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, str(ROOT / "generate.py"), str(run_dir), "--n", "2", "--out", "f.png"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"generate.py: error: {fifo} is a FIFO, device or socket, not a regular file: reading a checkpoint from it "
+        "could wait forever; put the real file there")
+
+
+def test_every_file_a_model_or_label_loader_reads_refuses_a_fifo(tiny_model, tmp_path, deadline):
+    from dcgan_tf.data.labels import read_attributes
+    from dcgan_tf.data.sources import holdout_count
+    from dcgan_tf.edit.classifier import AttributeClassifier
+    from dcgan_tf.edit.directions import Directions
+    from dcgan_tf.metrics.inception import verify
+    from dcgan_tf.serve.generation import FaceGenerator
+    from dcgan_tf.serve.savedmodel import check_ops
+    bare = shutil.copytree(tiny_model, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras"))
+    data = next((bare / "variables").glob("variables.data-*"))
+    data.unlink()
+    os.mkfifo(data)
+    for name in ("config.json", "attrs.txt", "partition.txt", "classifier.keras", "directions.npz", "weights.pt"):
+        os.mkfifo(tmp_path / name)
+    loads = [(data, lambda: FaceGenerator.load(bare)), (data, lambda: check_ops(bare)),
+             (tmp_path / "config.json", lambda: Config.load(tmp_path)),
+             (tmp_path / "attrs.txt", lambda: read_attributes(tmp_path / "attrs.txt")),
+             (tmp_path / "partition.txt", lambda: holdout_count(str(tmp_path / "partition.txt"))),
+             (tmp_path / "classifier.keras", lambda: AttributeClassifier.load(tmp_path / "classifier.keras")),
+             (tmp_path / "directions.npz", lambda: Directions.load(tmp_path / "directions.npz", 16)),
+             (tmp_path / "weights.pt", lambda: verify(tmp_path / "weights.pt"))]
+    for path, load in loads:
+        with pytest.raises(files.NotAFile, match=f"^{path} is a FIFO, device or socket, not a regular file: reading "):
+            load()

@@ -1,6 +1,7 @@
 """--resume keeps the run's config and its restored state in agreement (train.py in a subprocess)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -64,3 +65,22 @@ def test_loading_a_run_without_the_sampling_generator_is_refused(tmp_path):
     manager.save()  # a checkpoint of the GAN alone: no weights under 'generator'
     with pytest.raises(ValueError, match="does not match this model's config"):
         load_generator(tmp_path)
+
+
+@pytest.mark.parametrize("args", [["--preset", "tiny", "--data", "faces.npy"], ["--resume"]], ids=["fresh", "resume"])
+def test_a_second_process_on_a_run_is_refused(tmp_path, args):
+    """Issue 33, case 5: while a process trains a run (holds its lock), a second train.py on the same
+    --out, fresh or --resume, stops at once and leaves the run as it was."""
+    from dcgan_tf.config import preset
+    from dcgan_tf.utils import locks
+    np.save(tmp_path / "faces.npy", random_images(64, 16))
+    run = tmp_path / "run"
+    preset("tiny").replace(data="faces.npy").save(run)
+    before = {path: path.read_bytes() for path in run.rglob("*")}
+    with locks.exclusive(run / ".lock", "held", "by this test"):
+        result = run_train(*args, "--epochs", 1, "--out", "run", "--no-export", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"train.py: error: the run run is in use by process {os.getpid()}: wait for that training to end "
+        "(or stop it), or choose another --out")
+    assert {path: path.read_bytes() for path in run.rglob("*")} == before

@@ -38,10 +38,13 @@ def train_command(args):
     from dcgan_tf.edit.classifier import (
         AttributeClassifier,
         attribute_scores,
+        check_image_size,
         save_classifier,
         score_table,
         train_classifier,
     )
+
+    check_image_size(args.image_size)  # before the data is read
 
     def load(part):
         labelled, report = load_labelled_images(args.data, args.attrs, args.image_size, args.crop, strict=args.strict,

@@ -51,6 +51,8 @@ def main(argv=None):
     parser.add_argument("--trust-savedmodel", action="store_true",
                         help="run a SavedModel even if its graph holds ops a generator does not need")
     args = parser.parse_args(argv)
+    if args.image_size is not None and args.image_size < 4:
+        parser.error(f"--image-size must be at least 4, got {args.image_size}")
     if args.n < 4:  # KID compares random halves of each set, and needs two images in each half
         parser.error(f"--n must be at least 4 (KID needs subsets of 2 images), got {args.n}")
     if args.out is not None and args.out.is_dir():

@@ -35,6 +35,8 @@ HELP = {
     "condition": "train a conditional GAN on these attributes of --attrs, e.g. Smiling,Male,Eyeglasses",
     "attrs": "the attribute labels of --data (CelebA's list_attr_celeba.txt format), for --condition",
     "d_condition": "how D sees the attributes: projection (Miyato & Koyama 2018) or concat (as input channels)",
+    "log_every": ("steps.csv, the NaN check and the progress bar read a step's values every N steps (and at "
+                  "each epoch's end); more than 1 spares a GPU a host round trip per step (docs/gpu.md)"),
     "fused_batchnorm": "TensorFlow's fused BatchNorm kernel on one replica (default true; README \"Performance\")",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag

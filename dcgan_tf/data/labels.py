@@ -18,6 +18,7 @@ import numpy as np
 
 from dcgan_tf.data.download import ATTRIBUTES, resolve_dataset_path
 from dcgan_tf.data.sources import DataError, load_images
+from dcgan_tf.utils.files import regular_file
 
 
 class LabelError(DataError):
@@ -52,13 +53,14 @@ def _key(file_name):
 
 
 VALUES = {"1": 1, "-1": 0}
+COUNT_DIGITS = 12  # a count line longer than this is not a number of images
 
 
 def read_attributes(path):
     """Parse a list_attr_celeba.txt-format file -> AttributeTable; LabelError names a bad line."""
-    path = Path(path)
+    path = regular_file(path, "attribute labels")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # -sig: a byte-order mark is not part of the count
     except (OSError, UnicodeDecodeError) as error:
         raise LabelError(f"{path}: cannot read the attribute file ({error})") from None
 
@@ -69,6 +71,8 @@ def read_attributes(path):
         fail(len(lines) + 1, "expected a count line, a line of attribute names, then one row per image")
     if not lines[0].strip().isdecimal():
         fail(1, f"expected the number of images (list_attr_celeba.txt format), got {lines[0][:40]!r}")
+    if len(lines[0].strip()) > COUNT_DIGITS:
+        fail(1, f"a count of {len(lines[0].strip()):,} digits: expected the number of images")
     names = tuple(lines[1].split())
     if not names:
         fail(2, "expected the attribute names, found an empty line")

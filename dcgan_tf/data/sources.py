@@ -17,6 +17,7 @@ Files over MAX_FILE_BYTES and images over MAX_PIXELS are skipped (and listed) be
 are decompressed or decoded: a hostile or mistaken file cannot fill the memory.
 """
 
+import contextlib
 import io
 import math
 import os
@@ -35,10 +36,12 @@ from dcgan_tf.data.download import PARTITION, resolve_dataset_path
 from dcgan_tf.utils import memory
 from dcgan_tf.utils.arrays import ArrayFileError, Npz, load_npy
 from dcgan_tf.utils.batches import progress_bar
+from dcgan_tf.utils.files import regular_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 MAX_FILE_BYTES = 256 * 2**20  # one image file or zip member
 MAX_PIXELS = 2**26  # 67 megapixels, e.g. 8192x8192
+STREAMED_BYTES = 2**20  # zip members larger than this are decoded as they inflate (smaller: read at once, faster)
 # Pillow warns on opening images over its own limit; those are refused below before decoding.
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 BUILTIN_SIZE = 2000
@@ -127,8 +130,12 @@ def parse_crop(spec):
 # --- decoding -------------------------------------------------------------------------
 
 def _to_rgb(image):
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PNGs: keep the top 8 bits
-        pixels = np.asarray(image, dtype=np.float64) / 257.0
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit PNGs and PGMs (mode I): keep the top 8 bits
+        pixels = np.asarray(image, dtype=np.float64)
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):  # mode I is 32-bit: no range to scale by
+            raise DataError(f"32-bit integer pixels from {pixels.min():.0f} to {pixels.max():.0f}, outside the "
+                            "16-bit range 0-65535 this reads: save it as an 8- or 16-bit image")
+        pixels /= 257.0
         image = Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         background = Image.new("RGBA", image.size, (0, 0, 0, 255))
@@ -147,9 +154,12 @@ def process_image(image, size, crop):
 
 
 def decode_image(data, size, crop):
-    """Bytes or a path -> uint8 [size, size, 3]; DataError says why a file is unreadable."""
+    """Bytes, a path or an open binary file (closed here) -> uint8 [size, size, 3]; DataError says
+    why a file is unreadable. Pillow reads the header first: the size is checked before any pixel
+    is decoded, and a zip member is inflated only as far as decoding reads it."""
     try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+        with contextlib.closing(data) if hasattr(data, "close") else contextlib.nullcontext(), \
+                Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
             if image.width * image.height > MAX_PIXELS:  # known from the header, before decoding
                 raise DataError(f"{image.width}x{image.height} is over the limit of {MAX_PIXELS / 1e6:.0f} "
                                 "megapixels for one image")
@@ -157,6 +167,8 @@ def decode_image(data, size, crop):
             return process_image(image, size, crop)
     except DataError:
         raise
+    except (zlib.error, zipfile.BadZipFile, EOFError) as error:  # a zip member's stream, read as Pillow goes
+        raise DataError(f"cannot extract it from the zip ({_error_name(error)}: {error})") from None
     except Exception as error:  # Pillow raises several types for bad files
         raise DataError(f"not a readable image ({type(error).__name__}: {error})") from None
 
@@ -174,7 +186,7 @@ def _error_name(error):
 
 
 class _ZipReader:
-    """Reads members of one zip from many threads (a ZipFile handle is not thread-safe)."""
+    """Opens members of one zip from many threads (a ZipFile handle is not thread-safe)."""
 
     def __init__(self, path):
         self.path = path
@@ -184,8 +196,10 @@ class _ZipReader:
         try:
             if not hasattr(self._local, "zip"):
                 self._local.zip = zipfile.ZipFile(self.path)
-            _check_file_size(self._local.zip.getinfo(name).file_size)  # before inflating it
-            return self._local.zip.read(name)
+            size = self._local.zip.getinfo(name).file_size
+            _check_file_size(size)  # before inflating it
+            # A large member as a stream: decode_image checks the header's size before inflating the rest.
+            return self._local.zip.open(name) if size > STREAMED_BYTES else self._local.zip.read(name)
         except _ZIP_MEMBER_ERRORS as error:
             raise DataError(f"cannot extract it from the zip ({_error_name(error)}: {error})") from None
 
@@ -344,10 +358,10 @@ def holdout_count(spec):
         return int(spec)
     except ValueError:
         pass
-    path = Path(resolve_dataset_path(spec, PARTITION)).expanduser()
+    path = regular_file(Path(resolve_dataset_path(spec, PARTITION)).expanduser(), "a partition")
     if not path.is_file():
         raise DataError(f"{spec}: expected a count or CelebA's list_eval_partition.txt (no such file)")
-    rows = sorted(line.split() for line in path.read_text(errors="replace").splitlines() if line.strip())
+    rows = sorted(line.split() for line in path.read_text("utf-8-sig", errors="replace").splitlines() if line.strip())
     if not rows or any(len(row) != 2 or row[1] not in ("0", "1", "2") for row in rows):
         raise DataError(f"{spec}: not in list_eval_partition.txt's format (a file name and 0, 1 or 2 per line)")
     marks = [mark for _, mark in rows]

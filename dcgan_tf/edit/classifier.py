@@ -18,7 +18,8 @@ from keras import layers
 
 from dcgan_tf.data.labels import attribute_indices
 from dcgan_tf.utils.batches import in_batches
-from dcgan_tf.utils.files import written_atomically
+from dcgan_tf.utils.files import regular_file, written_atomically
+from dcgan_tf.utils.keras_files import safe_mode_refusal
 
 
 @keras.saving.register_keras_serializable(package="dcgan_tf")
@@ -34,11 +35,17 @@ class AttributeHead(layers.Dense):
         return {**super().get_config(), "names": list(self.names)}
 
 
+def check_image_size(image_size):
+    """ValueError unless the classifier can see image_size faces: 4 * 2**k >= 8 (its blocks halve down to 4x4)."""
+    if image_size < 8 or 4 * 2 ** int(math.log2(image_size // 4)) != image_size:
+        raise ValueError(f"--image-size {image_size}: the classifier needs an image size of 4 * 2**k >= 8 "
+                         "(8, 16, 32, 64, 128 ...), the generator's resolution")
+
+
 def build_classifier(image_size, names, width=32, seed=0):
     """Conv blocks (3x3, 3x3 stride 2, BatchNorm, ReLU) down to 4x4, average pooling, logits."""
+    check_image_size(image_size)
     blocks = int(math.log2(image_size // 4))
-    if image_size < 8 or 4 * 2 ** blocks != image_size:
-        raise ValueError(f"the classifier needs an image size of 4 * 2**k >= 8, got {image_size}")
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = layers.RandomFlip("horizontal", seed=seed)(inputs)  # active in training only
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)
@@ -84,12 +91,13 @@ class AttributeClassifier:
 
     @classmethod
     def load(cls, path):
+        regular_file(path, "a classifier")
         try:
             model = keras.saving.load_model(path, safe_mode=True)
             return cls(model)
         except Exception as error:  # Keras raises many types for a damaged or foreign file
-            raise ValueError(f"{path}: not an attribute classifier .keras file ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
+            raise ValueError(safe_mode_refusal(path) or f"{path}: not an attribute classifier .keras file "
+                             f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})") from None
 
     def logits(self, images, batch_size=256):
         """uint8 [n, size, size, 3] -> float32 [n, attributes]."""

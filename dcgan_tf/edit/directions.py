@@ -17,9 +17,10 @@ import numpy as np
 from dcgan_tf.data.labels import attribute_indices
 from dcgan_tf.model import latent
 from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
+from dcgan_tf.utils import memory
 from dcgan_tf.utils.arrays import ArrayFileError, Npz
-from dcgan_tf.utils.batches import progress_bar
-from dcgan_tf.utils.files import written_atomically
+from dcgan_tf.utils.batches import in_batches, progress_bar
+from dcgan_tf.utils.files import regular_file, written_atomically
 
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")  # CelebA's names: Smiling, 5_o_Clock_Shadow
 EXTREMES = 0.25  # share of the samples at each end of an attribute's score that the boundary separates
@@ -106,7 +107,7 @@ class Directions:
     def load(cls, path, latent_dim):
         """Each array's size is checked from its header before it is read, and meta's shape before
         it is used: a hand-made or hostile file is a ValueError naming the problem."""
-        if not Path(path).is_file():
+        if not regular_file(path, "directions").is_file():
             raise FileNotFoundError(f"no attribute directions at {path}: fit them with "
                                     "dcgan-tf attributes directions MODEL --classifier FILE")
         try:
@@ -171,8 +172,9 @@ def fit_directions(generator, classifier, n=10000, seed=0, batch_size=256, progr
     if bad:
         raise ValueError(f"attribute name(s) {', '.join(bad)}: {DIRECTIONS_FILE} takes letters, digits and _ "
                          f"(at most 64), and not {' or '.join(RESERVED)}")
+    check_fit_memory(n, generator.latent_dim, len(classifier.names))
     z = latent.sample(n, generator.latent_dim, seed).numpy()
-    logits = classifier.logits(generator.all(z, batch_size, progress))
+    logits = np.concatenate([classifier.logits(images) for images in generator.batches(z, batch_size, progress)])
     fits = [fit_boundary(z, logits[:, i], seed=seed) for i in range(len(classifier.names))]
     meta = {"attributes": list(classifier.names), "offsets": [offset for _, offset, _ in fits],
             "boundary_accuracy": [accuracy for _, _, accuracy in fits], "samples": n, "seed": seed,
@@ -180,6 +182,13 @@ def fit_directions(generator, classifier, n=10000, seed=0, batch_size=256, progr
             "positives": [float(share) for share in (logits > 0).mean(axis=0)]}
     vectors = np.stack([normal for normal, _, _ in fits]).astype(np.float32)
     return Directions(tuple(classifier.names), vectors, meta, probe_images(generator))
+
+
+def check_fit_memory(n, latent_dim, attributes):
+    """NotEnoughMemory unless fitting on n faces fits: their latent vectors and scores are held
+    (float32), and the fit's float64 copy of half of them with a temporary of the same size."""
+    needed = n * (latent_dim + attributes) * 4 + n * (latent_dim + 1) * 8
+    memory.check(needed, f"--n {n:,}: fitting directions on {n:,} faces", "use a smaller --n (default 10000)")
 
 
 def edit_points(z, direction, strengths):
@@ -192,14 +201,18 @@ def edit_points(z, direction, strengths):
 def edit_response(generator, classifier, directions, names, strengths, n=200, seed=1, batch_size=256,
                   progress=False):
     """Mean classifier probability of every attribute as faces move along each direction:
-    float [len(names), len(strengths), classifier attributes]."""
-    z = latent.sample(n, generator.latent_dim, seed).numpy()
+    float [len(names), len(strengths), classifier attributes]. The n faces are drawn a batch at a
+    time (the vectors of latent.sample(n, ...)), so any n fits in memory."""
+    z = latent.LatentStream(n, generator.latent_dim, seed)
+    rows = max(1, batch_size // len(strengths))  # faces per batch: each is edited at every strength
     bar = progress_bar(len(names), f"edits along {len(names)} directions, {n} faces each", "direction") if progress else None
     response = []
     for name in names:
-        images = generator.all(edit_points(z, directions.vector(name), strengths), batch_size)
-        probabilities = sigmoid(classifier.logits(images)).reshape(n, len(strengths), -1)
-        response.append(probabilities.mean(axis=0))
+        total = 0.0
+        for z_batch in in_batches(z, rows):
+            images = generator.all(edit_points(z_batch, directions.vector(name), strengths), batch_size)
+            total += sigmoid(classifier.logits(images)).reshape(len(z_batch), len(strengths), -1).sum(axis=0)
+        response.append(total / n)
         if bar is not None:
             bar.update(len(response))
     return np.stack(response)

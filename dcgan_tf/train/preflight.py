@@ -25,9 +25,9 @@ RUN_FILES = (CONFIG_FILE, "real_batch.png", "history.csv", "steps.csv", "losses.
 START_FILES = (CONFIG_FILE, "real_batch.png")
 
 
-def check_run(cfg, run_dir, resume, export_dir=None):
+def check_run(cfg, run_dir, resume, export_dir=None, replicas=1):
     """Before the data is read: the run directory, the export folder, the optional extras
-    and whether training fits in memory and on disk."""
+    and whether training on `replicas` replicas fits in memory and on disk."""
     run_dir = Path(run_dir)
     check_run_dir(run_dir, resume)
     check_writable(run_dir, "--out")
@@ -36,15 +36,15 @@ def check_run(cfg, run_dir, resume, export_dir=None):
         check_writable(Path(export_dir).parent, "--export-dir")
         check_replaceable(Path(export_dir))
     check_extras(cfg)
-    check_memory(cfg)
+    check_memory(cfg, replicas)
     check_disk(cfg, run_dir)
 
 
-def check_data(cfg, images):
-    """Once the data is read (and holds memory): a full batch, and training still fits."""
+def check_data(cfg, images, replicas=1):
+    """Once the data is read (and holds host memory): a full batch, and training still fits."""
     from dcgan_tf.data.pipeline import check_batch_size
     check_batch_size(len(images), cfg.batch_size)
-    check_memory(cfg)
+    check_memory(cfg, replicas)
 
 
 def check_strategy(cfg, replicas, log):
@@ -90,9 +90,21 @@ def check_extras(cfg):
         raise ValueError("--tensorboard needs TensorBoard: pip install tensorboard")
 
 
-def check_memory(cfg):
-    memory.check(training_bytes(cfg), f"training {cfg.preset} at {cfg.image_size}x{cfg.image_size}, "
-                 f"batch {cfg.batch_size}", "lower --image-size or --batch-size")
+def check_memory(cfg, replicas=1):
+    """Training's memory where it trains: on a GPU each replica's share of the batch against the
+    GPU's memory; on the CPU the whole batch against host RAM. (Not on a TPU: its memory is
+    not queried here.)"""
+    what = f"training {cfg.preset} at {cfg.image_size}x{cfg.image_size}, batch {cfg.batch_size}"
+    fix = "lower --image-size or --batch-size"
+    if cfg.strategy == "tpu":
+        return
+    gpu = memory.gpu_memory()
+    if gpu is None:
+        memory.check(training_bytes(cfg), what, fix)
+        return
+    share = max(1, cfg.batch_size // replicas)
+    memory.check_gpu(training_bytes(cfg.replace(batch_size=share)),
+                     gpu, what + (f" ({share} per replica)" if replicas > 1 else ""), fix)
 
 
 def check_disk(cfg, run_dir):

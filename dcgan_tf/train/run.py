@@ -53,7 +53,7 @@ def read_data(cfg, part, limit, progress, strict=False):
     """(images, labels, LoadReport) of one part of cfg.data's held-out split (see load_images):
     labels are the 0/1 values of the cfg.condition attributes per image for a conditional run,
     else None. A conditional run leaves out images without a row in cfg.attrs (counted in the report)."""
-    options = dict(progress=progress, strict=strict, holdout=cfg.holdout, part=part)
+    options = {"progress": progress, "strict": strict, "holdout": cfg.holdout, "part": part}
     if not cfg.condition:
         images, report = load_images(cfg.data, cfg.image_size, cfg.crop, limit, seed=cfg.seed, **options)
         return images, None, report
@@ -162,11 +162,11 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     chief = is_chief(strategy)
     run_dir = Path(run_dir)
     if chief:
-        preflight.check_run(cfg, run_dir, resume, export_dir)
+        preflight.check_run(cfg, run_dir, resume, export_dir, strategy.num_replicas_in_sync)
     out_dir = Path(writer_dir(run_dir, strategy))
     images, labels, report = read_data(cfg, "train", cfg.limit, progress=verbose != 0, strict=cfg.strict)
     log(report.summary())
-    preflight.check_data(cfg, images)
+    preflight.check_data(cfg, images, strategy.num_replicas_in_sync)
     evaluation_set = evaluation_images(cfg, images, labels, log) if cfg.eval_every else None
 
     gan = build_gan(cfg, strategy)
@@ -201,6 +201,13 @@ def train(cfg: Config, run_dir, resume=False, export_dir=None, verbose="auto", l
     return gan, history
 
 
+def step_logs(run, fit_callbacks, verbose):
+    """The callback list of one fit, reading the steps' values every cfg.log_every steps."""
+    steps = int(run.dataset.cardinality())
+    return callbacks.StepLogsEvery(fit_callbacks, run.cfg.log_every, model=run.gan, verbose=verbose,
+                                   epochs=run.cfg.epochs, steps=steps if steps > 0 else None)
+
+
 def _fit(run, resume, initial_epoch, verbose, log, extra_callbacks):
     """model.fit with the run's callbacks; Ctrl-C saves, a NaN loss rolls back once or stops.
     Returns the history; a rollback halves the learning rates in run.cfg."""
@@ -211,7 +218,8 @@ def _fit(run, resume, initial_epoch, verbose, log, extra_callbacks):
         guard, curves, saver = fit_callbacks.guard, fit_callbacks.curves, fit_callbacks.saver
         try:
             history = gan.fit(run.dataset, epochs=run.cfg.epochs, initial_epoch=initial_epoch, verbose=verbose,
-                              shuffle=False, callbacks=[*fit_callbacks.ordered, *extra_callbacks])
+                              shuffle=False, callbacks=step_logs(run, [*fit_callbacks.ordered, *extra_callbacks],
+                                                                 verbose))
         except OSError as error:  # a sample grid or log row could not be written (disk full, I/O error)
             raise TrainingStopped(f"could not write {error.filename or 'an output file'} ({error.strerror or error}); "
                                   f"free some space, then continue with --resume (the checkpoint {checkpoint.latest} "

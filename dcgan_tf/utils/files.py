@@ -29,7 +29,7 @@ def partial_path(path, suffix=""):
 
 
 class NotAFile(ValueError):
-    """A write target that is neither a file nor a folder (a device, a FIFO, a socket)."""
+    """A file to write or read that is neither a file nor a folder (a device, a FIFO, a socket)."""
 
 
 def real_target(path):
@@ -46,6 +46,28 @@ def real_target(path):
         raise NotAFile(f"{path} is not a regular file but a device, FIFO or socket; writing would replace it: "
                        "give a file name")
     return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def regular_file(path, what):
+    """`path` (a Path), unless it is a FIFO, device or socket (itself or where its link points):
+    then NotAFile naming `what`, since reading one can wait forever or never end. A missing file
+    is left to the caller, which knows what to say."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return path
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise NotAFile(f"{path} is a FIFO, device or socket, not a regular file: reading {what} from it could "
+                       "wait forever; put the real file there")
+    return path
+
+
+def regular_files(directory, what):
+    """regular_file for every file under `directory` (a SavedModel, a run's checkpoints)."""
+    for root, _, names in os.walk(directory):
+        for name in names:
+            regular_file(Path(root) / name, what)
 
 
 def _aside(path):
@@ -120,6 +142,11 @@ def check_writable(directory, flag):
     """Create `directory` if needed and write a probe file in it, so a read-only or full file
     system, or a file in the way, is an error before any work (ValueError naming `flag`)."""
     directory = Path(directory)
+    if directory.is_symlink() and not directory.exists():
+        raise ValueError(f"{flag} {directory} is a link to {os.readlink(directory)}, which does not exist: "
+                         f"create that folder, or choose another {flag}")
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"{flag} {directory} is a file, not a folder: choose another {flag}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory) as probe:

@@ -1,7 +1,10 @@
 """Memory a task needs, checked against what the machine has before anything is allocated, so
-a size that cannot fit fails at once with a one-line error instead of swapping or being killed."""
+a size that cannot fit fails at once with a one-line error instead of swapping or being killed:
+host RAM for work on the host, the GPU's own memory for work on a GPU."""
 
 import os
+import subprocess
+import typing
 from pathlib import Path
 
 GIB = 2**30
@@ -53,3 +56,38 @@ def check(needed, what, fix):
     if free is not None and needed > free:
         raise NotEnoughMemory(f"{what} needs about {needed / GIB:.1f} GiB of memory, {free / GIB:.1f} GiB "
                               f"is available: {fix}")
+
+
+class GpuMemory(typing.NamedTuple):
+    total: int | None  # bytes; None where nvidia-smi cannot say
+    used: int  # bytes TensorFlow has allocated on it
+
+
+def gpu_memory():
+    """The memory of the GPU a run trains on (TensorFlow's GPU:0), or None when TensorFlow sees no GPU."""
+    import tensorflow as tf
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return GpuMemory(_nvidia_smi_total(), tf.config.experimental.get_memory_info("GPU:0")["current"])
+
+
+def _nvidia_smi_total():
+    """Bytes of memory of TensorFlow's GPU:0, the first of CUDA_VISIBLE_DEVICES (an index or a UUID,
+    both of which nvidia-smi --id takes); None without nvidia-smi. TensorFlow's device details
+    do not hold it."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip() or "0"
+    try:
+        out = subprocess.run(["nvidia-smi", f"--id={visible}", "--query-gpu=memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30, check=True)
+        return int(out.stdout.split()[0]) * 2**20  # MiB
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def check_gpu(needed, gpu, what, fix):
+    """NotEnoughMemory if `needed` bytes exceed the GPU's memory less what TensorFlow holds on it.
+    Other processes' share is not counted (TensorFlow reserves the GPU's free memory when it
+    starts, so nothing here can see it): what is refused cannot fit, what passes may not."""
+    if gpu.total is not None and needed > gpu.total - gpu.used:
+        raise NotEnoughMemory(f"{what} needs about {needed / GIB:.1f} GiB of GPU memory, the GPU has "
+                              f"{gpu.total / GIB:.1f} GiB ({gpu.used / GIB:.1f} GiB of it in use by TensorFlow): {fix}")
