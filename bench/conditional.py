@@ -31,7 +31,7 @@ from dcgan_tf.edit import conditioning
 from dcgan_tf.edit.classifier import AttributeClassifier
 from dcgan_tf.metrics import evaluate, inception
 from dcgan_tf.model import latent
-from dcgan_tf.serve.generation import FaceGenerator
+from dcgan_tf.serve import loader
 
 
 def resized(images, size):
@@ -86,7 +86,7 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("conditional.json"))
     args = parser.parse_args()
 
-    generators = {model: FaceGenerator.load(model) for model in args.models}
+    generators = {model: loader.load(model).faces for model in args.models}
     first = next(iter(generators.values()))
     size = first(np.zeros((1, first.latent_dim + len(first.attributes)), np.float32)).shape[1]
     names = list(dict.fromkeys(name for g in generators.values() for name in g.attributes))

@@ -25,8 +25,8 @@ print("peak_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 def images_per_second(model, latent_dim, batch_size, n):
     from dcgan_tf.model import latent
-    from dcgan_tf.serve.generation import FaceGenerator
-    generator = FaceGenerator.load(model)
+    from dcgan_tf.serve import loader
+    generator = loader.load(model).faces
     z = latent.sample(n, latent_dim, seed=0).numpy()
     generator(z[:batch_size])  # build and trace
     start = time.perf_counter()

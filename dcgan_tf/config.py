@@ -7,7 +7,10 @@ from pathlib import Path
 
 from dcgan_tf.utils.files import regular_file, written_atomically
 
-CONFIG_FILE = "config.json"
+# Not config.json: generator.keras is a zip archive holding a config.json of its own, which a
+# tool that extracts it in place (the tensorflowjs converter does) would write over the run's.
+CONFIG_FILE = "dcgan_config.json"
+LEGACY_CONFIG_FILE = "config.json"  # runs and exports made before the rename; still read
 CONFIG_BYTES = 2**20  # a config is about 2 KB; a larger file is not one
 JIT_MODES = {"auto": "auto", "on": True, "off": False}  # flag value -> keras compile(jit_compile=...)
 # The names of the choices, here because a Config is checked before TensorFlow loads (--help,
@@ -17,6 +20,7 @@ LOSSES = ("bce", "hinge", "lsgan", "wgan")
 PENALTIES = ("none", "wgan-gp", "r1")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 WEIGHT_DTYPES = ("float32", "float16")  # how an export may store the generator's weights (dcgan_tf.export)
+EXPORT_FORMATS = ("savedmodel", "keras", "tflite", "onnx")  # what dcgan-tf export writes (dcgan_tf.serve.convert)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +169,7 @@ class Config:
             raise ValueError(f"invalid config ({self.preset}): " + "; ".join(errors))
 
     def _check_types(self):
-        """Each field has its default's type (an int is a float too), e.g. for a config.json
+        """Each field has its default's type (an int is a float too), e.g. for a config file
         edited by hand: "epochs": "ten" is an error naming the field, not a TypeError later."""
         wrong = []
         for f in dataclasses.fields(self):
@@ -211,13 +215,14 @@ class Config:
         path = Path(directory) / CONFIG_FILE
         with written_atomically(path) as (partial,):  # a crash never leaves a run with half a config
             partial.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        (Path(directory) / LEGACY_CONFIG_FILE).unlink(missing_ok=True)  # superseded: one config per folder
         return path
 
     @classmethod
     def load(cls, directory):
         path = Path(directory)
         if path.is_dir():
-            path = path / CONFIG_FILE
+            path = find_config(path) or path / CONFIG_FILE
         if not regular_file(path, "a config").is_file():
             raise FileNotFoundError(f"no {CONFIG_FILE} at {path}")
         try:
@@ -227,6 +232,9 @@ class Config:
                                 parse_constant=_json_float)
             if not isinstance(values, dict):
                 raise ValueError("expected a JSON object of config fields")
+            if {"class_name", "config"} <= values.keys():
+                raise ValueError("this is a Keras model's config, not a dcgan-tf run's (was a .keras file "
+                                 f"extracted here?); put the run's config back as {CONFIG_FILE}")
             return cls.from_dict(values)
         except RecursionError:  # "[[[[..." of any depth: json recurses per level
             raise ValueError(f"{path}: JSON nested too deeply for a config; fix the file "
@@ -247,6 +255,13 @@ def _json_float(text):
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} is not a finite number")
     return value
+
+
+def find_config(directory):
+    """The config file saved in a run or export directory (under its old name if that is all
+    there is), or None."""
+    paths = [Path(directory) / name for name in (CONFIG_FILE, LEGACY_CONFIG_FILE)]
+    return next((path for path in paths if path.is_file()), None)
 
 
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",

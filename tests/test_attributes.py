@@ -29,7 +29,8 @@ from dcgan_tf.edit.directions import (
 )
 from dcgan_tf.model import latent
 from dcgan_tf.model.networks import build_generator
-from dcgan_tf.serve.export import load_directions, model_dir
+from dcgan_tf.edit.directions import load_directions
+from dcgan_tf.serve.loader import load, model_dir
 from dcgan_tf.serve.generation import FaceGenerator
 
 NAMES = ("Bright", "Reddish", "Smiling")
@@ -146,7 +147,7 @@ def edit_model(tmp_path_factory):
     (root / "model").mkdir()
     export = linear_generator(root / "model" / "generator.keras")
     pixel_meter(root / "classifier.keras")
-    generator, meter = FaceGenerator.load(export), AttributeClassifier.load(root / "classifier.keras")
+    generator, meter = load(export).faces, AttributeClassifier.load(root / "classifier.keras")
     attributes.main(["directions", str(export), "--classifier", str(root / "classifier.keras"), "--n", "400",
                      "--measure", "20"])
     return export, root / "classifier.keras", generator, meter
@@ -319,7 +320,7 @@ def test_the_shipped_classifier_sees_the_shipped_directions_move_faces():
     directions scores higher on that attribute than the same face pushed the other way."""
     clf = AttributeClassifier.load(SHIPPED_CLASSIFIER)
     assert len(clf.names) == 40 and {"Smiling", "Male", "Eyeglasses"} <= set(clf.names)
-    generator = FaceGenerator.load(SHIPPED_GENERATOR)
+    generator = load(SHIPPED_GENERATOR).faces
     directions = Directions.of_model(SHIPPED_GENERATOR, generator)
     z = latent.sample(16, generator.latent_dim, seed=3).numpy()
     for name in ("Smiling", "Male"):

@@ -10,17 +10,18 @@ import tensorflow as tf
 from conftest import random_images
 from PIL import Image
 
-from dcgan_tf.cli import generate
-from dcgan_tf.cli import train as train_cli
 from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.cli import explore as explore_cli
+from dcgan_tf.cli import generate
+from dcgan_tf.cli import train as train_cli
 from dcgan_tf.config import preset
 from dcgan_tf.edit import conditioning
 from dcgan_tf.model import latent
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_discriminator, build_generator
-from dcgan_tf.serve.export import export_generator, load_generator
+from dcgan_tf.serve.export import export_generator
 from dcgan_tf.serve.generation import FaceGenerator
+from dcgan_tf.serve.loader import load
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 NAMES = ("Smiling", "Eyeglasses")
@@ -115,7 +116,7 @@ def checkpoint_objects(run):
 
 def test_training_reads_the_labels_and_checkpoints_like_the_unconditional_model(conditional_run, tmp_path):
     root, run, _ = conditional_run
-    saved = json.loads((run / "config.json").read_text())
+    saved = json.loads((run / "dcgan_config.json").read_text())
     assert saved["condition"] == list(NAMES) and saved["d_condition"] == "projection"
     assert (run / "samples" / "epoch_001.png").is_file()
     plain = tmp_path / "plain"
@@ -144,12 +145,13 @@ def test_resume_continues_a_conditional_run(conditional_run, tmp_path):
     train_cli.main(["--out", str(copy), "--resume", "--epochs", "2", "--no-export"])
     assert tf.train.latest_checkpoint(str(copy / "checkpoints")).endswith("ckpt-8")  # 4 steps an epoch
     assert (copy / "samples" / "epoch_002.png").is_file()
-    assert json.loads((copy / "config.json").read_text())["condition"] == list(NAMES)
+    assert json.loads((copy / "dcgan_config.json").read_text())["condition"] == list(NAMES)
 
 
 def test_export_signatures_take_the_attributes(conditional_run):
     _, run, export = conditional_run
-    generator, cfg = load_generator(run)
+    loaded = load(run)
+    generator, cfg = loaded.generator, loaded.cfg
     model = tf.saved_model.load(str(export))
     serving = model.signatures["serving_default"]
     assert set(serving.structured_input_signature[1]) == {"z", "attributes"}
@@ -160,12 +162,11 @@ def test_export_signatures_take_the_attributes(conditional_run):
     assert np.abs(served.astype(int) - expected).max() <= 1
     from_keras = keras.saving.load_model(export / "generator.keras")([z, attributes], training=False)
     np.testing.assert_allclose(from_keras.numpy(), generator([z, attributes], training=False).numpy(), atol=1e-5)
-    sample = model.signatures["sample"]
-    assert set(sample.structured_input_signature[1]) == {"num", "seed", "attributes"}
-    smiling = sample(num=tf.constant(3), seed=tf.constant(5, tf.int64), attributes=tf.constant([1.0, 0.0]))["images"]
-    glasses = sample(num=tf.constant(3), seed=tf.constant(5, tf.int64), attributes=tf.constant([0.0, 1.0]))["images"]
-    assert smiling.shape == (3, 16, 16, 3) and not np.array_equal(smiling, glasses)
-    assert [n.decode() for n in model.signatures["attribute_names"]()["names"].numpy()] == list(NAMES)
+    assert list(model.signatures) == ["serving_default"]  # what converters see; the rest are functions
+    smiling = model.sample(num=tf.constant(3), seed=tf.constant(5, tf.int64), attributes=tf.constant([1.0, 0.0]))
+    glasses = model.sample(num=tf.constant(3), seed=tf.constant(5, tf.int64), attributes=tf.constant([0.0, 1.0]))
+    assert smiling["images"].shape == (3, 16, 16, 3) and not np.array_equal(smiling["images"], glasses["images"])
+    assert [n.decode() for n in model.attribute_names()["names"].numpy()] == list(NAMES)
 
 
 def tiles(path, rows, cols):
@@ -175,7 +176,8 @@ def tiles(path, rows, cols):
 
 
 def expected_faces(run, z, attributes):
-    generator, cfg = load_generator(run)
+    model = load(run)
+    generator, cfg = model.generator, model.cfg
     return FaceGenerator.from_keras(generator, cfg.condition)(conditioning.join_rows(z, attributes))
 
 
@@ -184,7 +186,7 @@ def test_attrs_makes_faces_with_those_attributes(conditional_run, tmp_path, sour
     _, run, export = conditional_run
     model = {"run": run, "export": export}.get(source)
     if model is None:
-        model = shutil.copytree(export, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "config.json"))
+        model = shutil.copytree(export, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "dcgan_config.json"))
     out = tmp_path / "faces.png"
     generate.main([str(model), "--attrs", "Smiling=1,Eyeglasses=0", "--n", "4", "--seed", "3", "--out", str(out)])
     z = latent.sample(4, 16, seed=3).numpy()

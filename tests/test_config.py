@@ -26,7 +26,7 @@ def test_json_round_trip(tmp_path):
     cfg = preset("dcgan32", conv_dim=128, label_smoothing=0.1, data="faces.zip")
     cfg.save(tmp_path)
     assert Config.load(tmp_path) == cfg
-    assert Config.load(tmp_path / "config.json").g_mult == (4, 2, 1)
+    assert Config.load(tmp_path / "dcgan_config.json").g_mult == (4, 2, 1)
 
 
 def test_another_image_size_scales_the_starting_grid():
@@ -53,7 +53,7 @@ def test_unknown_keys_and_presets_are_rejected(tmp_path):
         Config.from_dict({**Config().to_dict(), "colour": 1})
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         preset("huge")
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match="no dcgan_config.json"):
         Config.load(tmp_path)
 
 
@@ -121,3 +121,17 @@ def test_an_impossible_image_size_is_refused_before_the_data_is_read(tmp_path, c
             evaluate.main(["--model", "missing", "--image-size", str(size)])
         assert exit.value.code == 2
         assert capsys.readouterr().err.strip().endswith(f"--image-size must be at least 4, got {size} (see --help)")
+
+
+def test_a_config_saved_under_the_old_name_is_read_and_replaced_on_saving(tmp_path):
+    cfg = preset("tiny", epochs=3)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))  # a run made before the rename
+    assert Config.load(tmp_path) == cfg
+    cfg.replace(epochs=4).save(tmp_path)  # a resume rewrites it under the new name, leaving one config
+    assert [p.name for p in tmp_path.iterdir()] == ["dcgan_config.json"] and Config.load(tmp_path).epochs == 4
+
+
+def test_a_keras_config_in_the_configs_place_is_named_as_such(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"module": "keras", "class_name": "Sequential", "config": {}}))
+    with pytest.raises(ValueError, match=r"config.json: this is a Keras model's config, not a dcgan-tf run's"):
+        Config.load(tmp_path)

@@ -23,9 +23,9 @@ from conftest import ROOT
 from PIL import Image
 
 from dcgan_tf.cli import generate
+from dcgan_tf.edit.directions import load_directions
 from dcgan_tf.explore.server import Explorer, running
 from dcgan_tf.model import latent
-from dcgan_tf.serve.export import load_directions
 from dcgan_tf.serve.generation import FaceGenerator
 
 

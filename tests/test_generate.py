@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import keras
@@ -14,13 +15,14 @@ import tensorflow as tf
 from conftest import ROOT, random_images
 from PIL import Image
 
-from dcgan_tf.cli import generate
 from dcgan_tf.cli import evaluate as evaluate_cli
+from dcgan_tf.cli import generate
 from dcgan_tf.config import preset
 from dcgan_tf.model import latent, precision
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.serve.generation import FaceGenerator, write_grid, write_walk
+from dcgan_tf.serve.loader import load
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 
@@ -45,7 +47,7 @@ def run_clean_python(code, cwd):
     return result.stdout
 
 
-CLEAN_LOAD = """
+HIDE_DCGAN_TF = """
     import sys
 
     class NoDcganTf:  # the package may be installed (pip install -e .): here it must not be needed
@@ -54,16 +56,19 @@ CLEAN_LOAD = """
                 raise ImportError("dcgan_tf is hidden in this process")
 
     sys.meta_path.insert(0, NoDcganTf())
-    import numpy as np, tensorflow as tf
     try:
         import dcgan_tf  # noqa: F401
         raise SystemExit("dcgan_tf was importable")
     except ImportError:
         pass
+"""
+CLEAN_LOAD = HIDE_DCGAN_TF + """
+    import numpy as np, tensorflow as tf
     model = tf.saved_model.load(sys.argv[1] if len(sys.argv) > 1 else "{path}")
     z = np.load("z.npy")
+    assert list(model.signatures) == ["serving_default"], list(model.signatures)  # what converters see
     np.save("served.npy", model.signatures["serving_default"](z=tf.constant(z))["images"].numpy())
-    np.save("sampled_{tag}.npy", model.signatures["sample"](num=tf.constant(5), seed=tf.constant(7, tf.int64))["images"].numpy())
+    np.save("sampled_{tag}.npy", model.sample(num=tf.constant(5), seed=tf.constant(7, tf.int64))["images"].numpy())
     import keras  # generator.keras holds Keras' own layers only (no fused BatchNorm class of ours)
     np.save("keras.npy", keras.saving.load_model("{path}/generator.keras")(z, training=False).numpy())
 """
@@ -82,7 +87,7 @@ def test_savedmodel_loads_without_dcgan_tf_and_matches_the_generator(exported, t
     first, second = np.load(tmp_path / "sampled_a.npy"), np.load(tmp_path / "sampled_b.npy")
     np.testing.assert_array_equal(first, second)
     assert first.shape == (5, 16, 16, 3) and first.std() > 0
-    assert (path / "generator.keras").is_file() and (path / "config.json").is_file()
+    assert (path / "generator.keras").is_file() and (path / "dcgan_config.json").is_file()
     np.testing.assert_allclose(np.load(tmp_path / "keras.npy"), generator(z, training=False).numpy(), atol=1e-5)
     weight_bytes = sum(w.numpy().nbytes for w in generator.weights)
     stored = sum(f.stat().st_size for f in (path / "variables").glob("variables.data-*"))
@@ -108,8 +113,8 @@ def test_grid_with_individual_files_and_truncation(exported, tmp_path):
 
 def test_same_seed_same_grid_from_bare_savedmodel_and_from_keras_file(exported, tmp_path):
     path, _, _ = exported
-    # without generator.keras (and config.json) only the SavedModel can be loaded
-    bare = shutil.copytree(path, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "config.json"))
+    # without generator.keras (and its config) only the SavedModel can be loaded
+    bare = shutil.copytree(path, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras", "dcgan_config.json"))
     assert (bare / "saved_model.pb").is_file() and not (bare / "generator.keras").exists()
     generate.main([str(bare), "--n", "4", "--seed", "5", "--out", str(tmp_path / "a.png")])
     generate.main([str(path / "generator.keras"), "--n", "4", "--seed", "5", "--out", str(tmp_path / "b.png")])
@@ -337,31 +342,52 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     (earlier / "stale.txt").write_text("from an earlier export")
     assert export_generator(generator, cfg, earlier) == earlier
     assert not (earlier / "stale.txt").exists() and partial_files(tmp_path) == []
-    assert {"saved_model.pb", "generator.keras", "config.json"} <= {p.name for p in earlier.iterdir()}
+    assert {"saved_model.pb", "generator.keras", "dcgan_config.json"} <= {p.name for p in earlier.iterdir()}
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
-    assert np.abs(FaceGenerator.load(earlier)(z).astype(int) - expected).max() <= 1
+    assert np.abs(load(earlier).faces(z).astype(int) - expected).max() <= 1
 
 
 def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tmp_path):
-    from dcgan_tf.serve.export import load_generator
     from dcgan_tf.serve.savedmodel import check_ops
     path, generator, cfg = exported
     half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
     data = "variables/variables.data-00000-of-00001"
-    assert (half / data).stat().st_size < 0.6 * (path / data).stat().st_size
     stored = tf.train.load_checkpoint(str(half / "variables/variables")).get_variable_to_dtype_map()
     assert {dtype for name, dtype in stored.items() if "VARIABLE_VALUE" in name} == {tf.float16}
-    assert {w.dtype for w in keras.saving.load_model(half / "generator.keras").weights} == {"float16"}
+    assert (half / data).stat().st_size < 0.6 * (path / data).stat().st_size
+    weights_size = lambda export: zipfile.ZipFile(export / "generator.keras").getinfo("model.weights.h5").file_size
+    assert weights_size(path) - weights_size(half) >= 1.9 * generator.count_params()  # about 2 bytes less a weight
     z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy().astype(int)
-    keras_generator, _ = load_generator(half)
+    keras_generator = load(half).generator
     assert {w.dtype for w in keras_generator.weights} == {"float32"}  # computes in full precision
     savedmodel = tf.saved_model.load(str(half)).signatures["serving_default"]
     for images in (latent.to_uint8(keras_generator(z, training=False)), savedmodel(z=tf.constant(z))["images"],
-                   FaceGenerator.load(half)(z)):
+                   load(half).faces(z)):
         assert np.abs(np.asarray(images).astype(int) - expected).mean() <= 1
     check_ops(half)
+
+
+PLAIN_KERAS = HIDE_DCGAN_TF + """
+    import keras, numpy as np
+    model = keras.saving.load_model("{path}/generator.keras", safe_mode=True)
+    images = model(np.load("z.npy"), training=False)
+    print(sorted({{w.dtype for w in model.weights}}), sorted({{l.dtype_policy.name for l in model.layers}}), images.dtype)
+    np.save("out.npy", np.asarray(images))
+"""
+
+
+def test_a_float16_generator_keras_computes_in_float32_in_plain_keras(exported, tmp_path):
+    """Issue 31 item 3: keras.saving.load_model alone, no dcgan_tf, gives float32 layers and images."""
+    _, generator, cfg = exported
+    half = export_generator(generator, cfg, tmp_path / "half", weights="float16")
+    z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
+    np.save(tmp_path / "z.npy", z)
+    printed = run_clean_python(PLAIN_KERAS.format(path=half), cwd=tmp_path)
+    assert printed.split() == ["['float32']", "['float32']", "<dtype:", "'float32'>"]
+    images = latent.to_uint8(np.load(tmp_path / "out.npy")).numpy().astype(int)
+    assert np.abs(images - latent.to_uint8(generator(z, training=False)).numpy()).mean() <= 1
 
 
 def test_an_export_computes_in_float32_whatever_the_global_policy(exported, tmp_path):
@@ -396,10 +422,13 @@ def test_the_shipped_models_make_faces_in_both_saved_forms(model):
     from dcgan_tf.config import Config
     cfg = Config.load(model)
     z = latent.sample(4, cfg.latent_dim, seed=1).numpy()
-    faces = FaceGenerator.load(model)(z)
+    faces = load(model).faces(z)
     assert faces.shape == (4, cfg.image_size, cfg.image_size, 3) and faces.dtype == np.uint8 and faces.std() > 10
-    savedmodel = tf.saved_model.load(str(model)).signatures["serving_default"]
-    assert np.abs(savedmodel(z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
+    signatures = tf.saved_model.load(str(model)).signatures
+    assert list(signatures) == ["serving_default"]  # what a converter takes as it is (docs/exports.md)
+    assert np.abs(signatures["serving_default"](z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
+    plain = keras.saving.load_model(model / "generator.keras", safe_mode=True)
+    assert {w.dtype for w in plain.weights} == {"float32"} and plain(z, training=False).dtype == "float32"
 
 
 SHIPPED_DIRECTIONS = [model for model in SHIPPED if (model / "directions.npz").exists()]
@@ -410,7 +439,7 @@ def test_the_shipped_directions_were_fit_on_the_shipped_generator(model):
     """A shipped model replaced without fitting its directions again would edit with another
     model's directions: generate.py refuses that, and so must this test, before it ships."""
     from dcgan_tf.edit.directions import Directions
-    generator = FaceGenerator.load(model)
+    generator = load(model).faces
     directions = Directions.of_model(model, generator)
     assert {"Smiling", "Male", "Eyeglasses"} <= set(directions.names) and directions.probe is not None
 
@@ -468,7 +497,7 @@ def test_an_export_is_read_from_its_generator_keras_not_its_savedmodel(exported,
     shutil.copytree(model, mixed, dirs_exist_ok=True)  # a foreign SavedModel beside our generator.keras
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
     expected = latent.to_uint8(generator(z, training=False)).numpy()
-    assert np.abs(FaceGenerator.load(mixed)(z).astype(int) - expected).max() <= 1
+    assert np.abs(load(mixed).faces(z).astype(int) - expected).max() <= 1
     assert not marker.exists()
 
 

@@ -246,7 +246,7 @@ def test_evaluate_cli_scores_a_trained_model(tmp_path):
 def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
     import csv
 
-    from dcgan_tf.serve.export import load_generator
+    from dcgan_tf.serve.loader import load
     from dcgan_tf.train.run import train
     np.save(tmp_path / "faces.npy", random_images(32, 16))
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=2, eval_every=1, eval_n=8)
@@ -257,7 +257,7 @@ def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
     assert len(fids) == 2 and all(fid > 0 for fid in fids) and all(float(row["kid"]) == float(row["kid"]) for row in rows)
     best = json.loads((tmp_path / "run" / "best" / "best.json").read_text())
     assert best["fid"] == pytest.approx(min(fids)) and best["epoch"] == 1 + fids.index(min(fids))
-    generator, _ = load_generator(tmp_path / "run" / "best" / "ckpt")
+    generator = load(tmp_path / "run" / "best" / "ckpt").generator
     assert generator.output_shape == (None, 16, 16, 3)
 
 

@@ -120,7 +120,7 @@ def test_an_unwritable_out_or_export_dir_fails_before_training(tmp_path, flag):
                              *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert_one_line_error(result, f"{flag} {unwritable}")
     assert "is not writable" in result.stderr and f"choose another {flag}" in result.stderr
-    assert not (tmp_path / "runs" / "r" / "config.json").exists()
+    assert not (tmp_path / "runs" / "r" / "dcgan_config.json").exists()
 
 
 def test_an_export_dir_holding_other_files_fails_before_training(tmp_path):
@@ -130,7 +130,7 @@ def test_an_export_dir_holding_other_files_fails_before_training(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--preset", "tiny", "--data", "builtin:64",
                              "--out", "runs/r"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert_one_line_error(result, "saved_models/r exists and is not an exported model; choose another export directory")
-    assert not (tmp_path / "runs" / "r" / "config.json").exists()
+    assert not (tmp_path / "runs" / "r" / "dcgan_config.json").exists()
 
 
 def test_too_little_disk_for_a_checkpoint_fails_before_writing(tmp_path, monkeypatch):

@@ -375,13 +375,13 @@ def test_a_fresh_run_never_overwrites_a_run_with_a_damaged_checkpoint(three_epoc
     for name in ("checkpoints", "samples"):  # logs and grids of a run with no checkpoint count too
         shutil.rmtree(run / name)
     code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
-    assert code == 1 and "holds files of an earlier run (config.json, real_batch.png, history.csv, steps.csv, " \
+    assert code == 1 and "holds files of an earlier run (dcgan_config.json, real_batch.png, history.csv, steps.csv, " \
                          "losses.png) but no checkpoint to resume: choose another --out" in err, err
     assert (run / "history.csv").read_bytes() == before[run / "history.csv"]
     for name in ("history.csv", "steps.csv", "losses.png"):  # a start stopped before its first checkpoint
         (run / name).unlink()
     code, _, err = finish(start_train(tmp_path, "--data", "faces.npy", "--epochs", 1))
-    assert code == 0, err  # its config.json and real_batch.png are all there was: replaced
+    assert code == 0, err  # its dcgan_config.json and real_batch.png are all there was: replaced
     assert checkpoint_state(run) == (1, 4)
 
 

@@ -31,18 +31,18 @@ def test_resume_with_new_learning_rates_trains_with_them(one_epoch_run):
     result = run_train("--resume", "--out", "run", "--epochs", 2, "--lr", 5e-5, "--d-lr", 1e-4, "--no-export", cwd=work)
     assert result.returncode == 0, result.stderr
     assert learning_rates(run) == pytest.approx([1e-4, 5e-5])  # the checkpoint's own rates were replaced
-    config = json.loads((run / "config.json").read_text())
+    config = json.loads((run / "dcgan_config.json").read_text())
     assert (config["lr"], config["d_lr"]) == (5e-5, 1e-4)
 
 
 @pytest.mark.parametrize("change", [["--conv-dim", 16], ["--spectral-norm", "true"], ["--ema", 0.99]])
 def test_a_failed_resume_leaves_the_run_as_it_was(one_epoch_run, change):
     work, run = one_epoch_run
-    config_before = (run / "config.json").read_bytes()
+    config_before = (run / "dcgan_config.json").read_bytes()
     result = run_train("--resume", "--out", "run", "--epochs", 2, *change, "--no-export", cwd=work)
     assert result.returncode != 0 and "does not match this model's config" in result.stderr
     assert "Traceback" not in result.stderr
-    assert (run / "config.json").read_bytes() == config_before
+    assert (run / "dcgan_config.json").read_bytes() == config_before
     again = run_train("--resume", "--out", "run", "--epochs", 2, "--no-export", cwd=work)  # the run still resumes
     assert again.returncode == 0, again.stderr
 
@@ -57,14 +57,14 @@ def test_resume_refuses_another_preset(one_epoch_run):
 def test_loading_a_run_without_the_sampling_generator_is_refused(tmp_path):
     from dcgan_tf.config import preset
     from dcgan_tf.model.gan import build_gan
-    from dcgan_tf.serve.export import load_generator
+    from dcgan_tf.serve.loader import load
     cfg = preset("tiny")
     gan = build_gan(cfg)
     cfg.save(tmp_path)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(gan=gan), str(tmp_path / "checkpoints"), 1)
     manager.save()  # a checkpoint of the GAN alone: no weights under 'generator'
     with pytest.raises(ValueError, match="does not match this model's config"):
-        load_generator(tmp_path)
+        load(tmp_path)
 
 
 @pytest.mark.parametrize("args", [["--preset", "tiny", "--data", "faces.npy"], ["--resume"]], ids=["fresh", "resume"])

@@ -34,7 +34,7 @@ def trained_run(tmp_path_factory):
 
 def test_run_writes_grids_curves_checkpoint_and_export(trained_run):
     work, run = trained_run
-    for name in ("config.json", "real_batch.png", "samples/epoch_001.png", "history.csv", "steps.csv",
+    for name in ("dcgan_config.json", "real_batch.png", "samples/epoch_001.png", "history.csv", "steps.csv",
                  "losses.png", "checkpoints/checkpoint"):
         assert (run / name).is_file(), name
     grid = np.asarray(Image.open(run / "samples" / "epoch_001.png"))
@@ -47,7 +47,7 @@ def test_run_writes_grids_curves_checkpoint_and_export(trained_run):
     assert [int(row["step"]) for row in steps] == [1, 2, 3, 4]
     assert all(np.isfinite(float(row["g_loss"])) for row in steps)
     export = work / "saved_models" / "demo"
-    assert (export / "saved_model.pb").is_file() and (export / "config.json").is_file()
+    assert (export / "saved_model.pb").is_file() and (export / "dcgan_config.json").is_file()
     images = tf.saved_model.load(str(export)).signatures["serving_default"](z=tf.zeros((2, 16)))["images"]
     assert images.shape == (2, 16, 16, 3) and images.dtype == tf.uint8
 
@@ -77,7 +77,7 @@ def test_existing_run_is_not_overwritten(trained_run):
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
     (["--image-size", "50"], "image_size must equal"),
     (["--loss", "bogus"], "loss must be one of bce, hinge, lsgan, wgan"),
-    (["--resume", "--out", "runs/none"], "no config.json"),
+    (["--resume", "--out", "runs/none"], "no dcgan_config.json"),
     (["--holdout", "partition.txt"], "argument --holdout: partition.txt: expected a count or CelebA's"),
 ])
 def test_bad_flags_give_one_clear_error(tmp_path, args, message):
@@ -94,7 +94,7 @@ def test_export_a_chosen_checkpoint_of_a_run(trained_run):
     export = work / "exports" / "demo"
     assert (export / "saved_model.pb").is_file() and (export / "generator.keras").is_file()
     loaded = tf.saved_model.load(str(export))
-    images = loaded.signatures["sample"](num=tf.constant(3), seed=tf.constant(0, tf.int64))["images"]
+    images = loaded.sample(num=tf.constant(3), seed=tf.constant(0, tf.int64))["images"]
     assert images.shape == (3, 16, 16, 3)
 
 

@@ -79,12 +79,11 @@ def train_command(args):
 def directions_command(args):
     from dcgan_tf.edit.classifier import AttributeClassifier
     from dcgan_tf.edit.directions import edit_response, fit_directions, response_table
-    from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
-    from dcgan_tf.serve.generation import FaceGenerator
+    from dcgan_tf.serve import loader
 
-    generator = FaceGenerator.load(args.model).require_unconditional("directions")
+    generator = loader.load(args.model).faces.require_unconditional("directions")
     classifier = AttributeClassifier.load(args.classifier)
-    out = args.out or model_dir(args.model) / DIRECTIONS_FILE
+    out = args.out or loader.model_dir(args.model) / loader.DIRECTIONS_FILE
     start = time.perf_counter()
     directions = fit_directions(generator, classifier, args.n, args.seed, progress=True)
     directions.meta["classifier"] = str(args.classifier)

@@ -5,7 +5,7 @@ the share of images in which MTCNN finds a face (when mtcnn==1.0.0 is installed)
   dcgan-tf evaluate --model my_samples/ --data img_align_celeba.zip --holdout 1000 --image-size 64
 
 The real images are the held-out part of the model's training data when it has one
-(--holdout, read from the model's config.json unless given), so the score is on faces the
+(--holdout, read from the model's dcgan_config.json unless given), so the score is on faces the
 model never trained on; --against train scores against training images instead, labelled
 as such. Beside a held-out score the real-vs-real floor is reported: the FID and KID of n
 training images against the same n held-out images, the best a model can expect at that n.
@@ -29,6 +29,7 @@ from dcgan_tf.cli.flags import ArgumentParser, parse_holdout
 from dcgan_tf.data.sources import DataError
 from dcgan_tf.metrics import inception
 from dcgan_tf.metrics.evaluate import evaluate, report
+from dcgan_tf.serve.loader import load_config
 from dcgan_tf.utils.files import CACHE_DIR, check_writable, written_atomically
 
 
@@ -60,10 +61,10 @@ def main(argv=None):
     try:
         if args.out is not None:
             check_writable(args.out.parent, "--out")  # before the scoring, not after it
-        cfg = run_config(args.model)
+        cfg = load_config(args.model)
         data = args.data or (cfg.data if cfg is not None else None)
         if data is None:
-            raise ValueError("--data is needed: the model has no config.json naming its training data")
+            raise ValueError("--data is needed: the model has no dcgan_config.json naming its training data")
         own_data = cfg is not None and data == cfg.data
         holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
         attrs = args.attrs or (cfg.attrs if own_data else None) or None
@@ -79,18 +80,6 @@ def main(argv=None):
                 partial.write_text(json.dumps(scores, indent=2) + "\n")
         except OSError as error:
             sys.exit(f"evaluate: error: could not write {args.out} ({error.strerror or error}); the scores are above")
-
-
-def run_config(model):
-    """The config.json saved with a model (run or export directory), or None."""
-    from dcgan_tf.config import Config
-    path = Path(model)
-    path = path if path.is_dir() else path.parent
-    try:
-        return Config.load(path)
-    except FileNotFoundError:
-        return None
-
 
 if __name__ == "__main__":
     main()

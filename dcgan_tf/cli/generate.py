@@ -199,12 +199,13 @@ def classifier(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    from dcgan_tf.serve.generation import FaceGenerator, write_grid, write_walk
+    from dcgan_tf.serve import loader
+    from dcgan_tf.serve.generation import write_grid, write_walk
     from dcgan_tf.utils.files import check_writable
 
     try:
         check_writable(args.out.parent, "--out")  # before any work
-        generator = FaceGenerator.load(args.model, args.trust_savedmodel)
+        generator = loader.load(args.model, args.trust_savedmodel).faces
         if args.mode in ("edit", "arithmetic"):
             written = (edit if args.mode == "edit" else arithmetic)(args, generator.require_unconditional(args.mode))
             print("wrote " + ", ".join(map(str, written)))

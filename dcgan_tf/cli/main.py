@@ -13,6 +13,7 @@ COMMANDS = {
     "train": "train a GAN (all Config fields are flags; --resume continues a run)",
     "generate": "make faces from a trained model: grids, walks, queries, edits, arithmetic",
     "evaluate": "score a model or a folder of images: FID, KID and face rate on held-out faces",
+    "export": "write a model as a SavedModel (TF Serving layout), .keras, TFLite or ONNX, each checked",
     "explore": "a local web page to go through faces, walk between them and turn attribute dials",
     "attributes": "train the attribute classifier, fit a model's latent attribute directions",
     "download": "download CelebA's official files, verified and resumable",

@@ -38,7 +38,7 @@ def parse_args(argv=None):
 
 
 def run_config(args):
-    """The run's Config from the flags (and, with --resume, the run's config.json)."""
+    """The run's Config from the flags (and, with --resume, the run's dcgan_config.json)."""
     overrides = config_overrides(args)
     if not args.resume:
         return preset(args.preset or "keras64", **overrides)
@@ -75,7 +75,7 @@ def stopped_before_training(exit_code):
 
 def run(args):
     try:
-        cfg = None if args.export is not None else run_config(args)  # a bad flag or config.json fails first
+        cfg = None if args.export is not None else run_config(args)  # a bad flag or config file fails first
     except (ValueError, OSError) as error:
         fail(error)
     from dcgan_tf.metrics.inception import WeightsError
@@ -84,7 +84,8 @@ def run(args):
 
     try:
         if args.export is not None:
-            from dcgan_tf.serve.export import export_name, export_run
+            from dcgan_tf.serve.export import export_run
+            from dcgan_tf.serve.loader import export_name
             print(f"exported the generator to {export_run(args.export, args.export_dir / export_name(args.export), args.export_weights)}")
             return
         run_dir = args.out or Path("runs") / default_run_name(cfg)

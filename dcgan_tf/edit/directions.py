@@ -16,7 +16,7 @@ import numpy as np
 
 from dcgan_tf.data.labels import attribute_indices
 from dcgan_tf.model import latent
-from dcgan_tf.serve.export import DIRECTIONS_FILE, model_dir
+from dcgan_tf.serve.loader import DIRECTIONS_FILE, model_dir
 from dcgan_tf.utils import memory
 from dcgan_tf.utils.arrays import ArrayFileError, Npz
 from dcgan_tf.utils.batches import in_batches, progress_bar
@@ -246,3 +246,12 @@ def response_table(names, strengths, response, classifier_names, couplings=3):
                     f"{'yes' if np.all(np.diff(own) > 0) else 'no'} | {coupled} |")
     return "\n".join(rows)
 
+
+def load_directions(path, latent_dim):
+    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
+    (loader.model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
+    file = model_dir(path) / DIRECTIONS_FILE
+    if not file.is_file():
+        return {}
+    directions = Directions.load(file, latent_dim)
+    return dict(zip(directions.names, directions.vectors))

@@ -167,9 +167,9 @@ class Explorer:
     @classmethod
     def load(cls, path):
         """The explorer of a model (anything generate.py takes) and the directions.npz beside it."""
-        from dcgan_tf.serve.export import load_directions
-        from dcgan_tf.serve.generation import FaceGenerator
-        generator = FaceGenerator.load(path).require_unconditional("the explorer")
+        from dcgan_tf.edit.directions import load_directions
+        from dcgan_tf.serve import loader
+        generator = loader.load(path).faces.require_unconditional("the explorer")
         return cls(generator, load_directions(path, generator.latent_dim), str(path))
 
     def images(self, z):

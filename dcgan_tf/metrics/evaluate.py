@@ -12,6 +12,7 @@ from dcgan_tf.data.sources import load_images
 from dcgan_tf.edit import conditioning
 from dcgan_tf.metrics import fid, inception
 from dcgan_tf.model import latent
+from dcgan_tf.serve import loader
 from dcgan_tf.utils.batches import in_batches
 from dcgan_tf.utils.files import CACHE_DIR
 
@@ -81,15 +82,14 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
     A conditional model's faces take the attributes (from `attrs`) of the real set's images."""
     against = against if holdout else "all"
     model = Path(model)
-    if model.is_dir() and not _is_model_dir(model):
+    if model.is_dir() and not loader.is_model(model):
         if image_size is None:
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
         _check_kid_count(len(images), model, "--model")
         fakes = in_batches(images, batch_size)
     else:
-        from dcgan_tf.serve.generation import FaceGenerator
-        generator = FaceGenerator.load(model, trust_savedmodel)
+        generator = loader.load(model, trust_savedmodel).faces
         z = latent.LatentStream(n, generator.latent_dim, seed)
         if generator.attributes:
             z = conditioning.JoinedRows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
@@ -101,8 +101,6 @@ def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CAC
     if against == "holdout":
         scores["floor"] = floor(real, data, image_size, crop, holdout, cache_dir, progress)
     return scores
-
-
 
 
 REAL_SETS = {"holdout": "held-out", "train": "training", "all": "real"}
@@ -138,8 +136,3 @@ def _check_kid_count(count, source, flag):
     """Before any scoring: KID compares random halves of each set, two images at least."""
     if count < 4:
         raise ValueError(f"{flag} {source} has only {count} image(s); KID needs at least 4: add images")
-
-
-def _is_model_dir(path):
-    from dcgan_tf.train.checkpoints import has_checkpoint
-    return (path / "saved_model.pb").is_file() or has_checkpoint(path)

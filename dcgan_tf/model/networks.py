@@ -100,6 +100,22 @@ def _generator_layers(cfg, seed, fused):
     return stack
 
 
+def generator_weight_count(cfg):
+    """The number of weights build_generator(cfg) makes, counted from cfg without building it
+    (a loader checks a config's size before anything is allocated)."""
+    dense_filters = cfg.conv_dim * cfg.g_dense_mult
+    units = cfg.g_start * cfg.g_start * dense_filters
+    count = (cfg.latent_dim + len(cfg.condition) + 1) * units
+    batch_norm = lambda channels: 4 * channels  # gamma, beta, moving mean and variance
+    count += batch_norm(dense_filters) if cfg.g_dense_norm else 0
+    channels = dense_filters
+    for mult in cfg.g_mult:
+        count += (cfg.kernel * cfg.kernel * channels + 1) * cfg.conv_dim * mult + batch_norm(cfg.conv_dim * mult)
+        channels = cfg.conv_dim * mult
+    out_kernel = 5 if cfg.g_out == "conv" else cfg.kernel
+    return count + (out_kernel * out_kernel * channels + 1) * 3
+
+
 def _d_norm(kind, seed, fused):
     """D's normalisation layer: BatchNorm mixes the batch; LayerNorm (over each image's
     features) and none keep D per-sample, as a gradient penalty needs."""

@@ -1,35 +1,41 @@
-"""Exporting a trained generator, and loading one back from any saved form.
+"""Exporting a trained generator (dcgan_tf.serve.loader loads one back).
 
 An export directory (saved_models/NAME/) holds a TensorFlow SavedModel that needs
 no dcgan_tf to run, the Keras generator (generator.keras) and the training config:
-- signature `serving_default`: z float32 [batch, latent_dim] -> images uint8 [batch, H, W, 3];
-- signature `sample`: num int32, seed int64 scalars -> images uint8, the same for the same seed.
-A conditional model's signatures also take `attributes` float32, one value per attribute
+- its one signature, `serving_default`: z float32 [batch, latent_dim] (standard normal) ->
+  images uint8 [batch, H, W, 3], which TFLite, tf2onnx and TF Serving take as it is;
+- the function `sample` of the loaded object (tf.saved_model.load(path).sample, not a signature,
+  so converters skip it): num int32, seed int64 scalars -> images uint8, the same for the same seed.
+A conditional model's functions also take `attributes` float32, one value per attribute
 (1 present, 0 absent): [batch, count] beside z, or [count] for all `num` faces of `sample`;
-signature `attribute_names` () -> names string [count] says which, in order.
+its function `attribute_names` () -> names string [count] says which, in order.
 
 With weights="float16" both forms store the weights in half precision (half the size) and
-compute in float32: the SavedModel casts its float16 variables on each call, and
-load_generator turns a float16 generator.keras back into a float32 model. The export
+compute in float32: the SavedModel casts its float16 variables on each call, and Keras casts
+generator.keras's float16 weights into its float32 layers on loading (exports made before
+that held float16 layers, which dcgan_tf.serve.loader turns back into float32 ones). The export
 refuses to be written if its images differ from the float32 generator's by more than
 MAX_MEAN_DIFFERENCE on average.
 """
 
+import io
+import zipfile
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan_tf.config import CONFIG_FILE, WEIGHT_DTYPES, Config
+from dcgan_tf.config import WEIGHT_DTYPES
 from dcgan_tf.model import latent, precision
+from dcgan_tf.serve import loader
+from dcgan_tf.serve.loader import GENERATOR_FILE
 from dcgan_tf.utils import tf32
 from dcgan_tf.utils.files import written_atomically
 
-GENERATOR_FILE = "generator.keras"
-DIRECTIONS_FILE = "directions.npz"  # attribute name -> latent direction, beside the generator (dcgan_tf.editing)
+KERAS_WEIGHTS = "model.weights.h5"  # the weights member of a .keras archive
 MAX_MEAN_DIFFERENCE = 1.0  # pixel levels of 255, averaged over CHECK_FACES faces
 CHECK_FACES = 256
+CHECK_BATCH = 32
 
 
 def check_replaceable(out_dir):
@@ -40,7 +46,7 @@ def check_replaceable(out_dir):
 
 
 def export_generator(generator, cfg, out_dir, weights="float32"):
-    """Write the SavedModel, generator.keras and config.json, their weights stored as
+    """Write the SavedModel, generator.keras and dcgan_config.json, their weights stored as
     `weights` (WEIGHT_DTYPES); replaces out_dir only once complete and checked."""
     if weights not in WEIGHT_DTYPES:
         raise ValueError(f"export weights must be one of {', '.join(WEIGHT_DTYPES)}, not {weights!r}")
@@ -64,158 +70,120 @@ def _with_keras_layers(generator, cfg):
     return plain
 
 
-def _recast(model, dtype):
-    """A copy of a Keras model whose layers hold (and compute in) `dtype`, same weights."""
-    def with_dtype(layer):
-        return layer.__class__.from_config({**layer.get_config(), "dtype": dtype})
-    copy = keras.models.clone_model(model, clone_function=with_dtype)
-    copy.set_weights([w.astype(dtype) for w in model.get_weights()])
-    return copy
+def _save_keras(generator, path, weights):
+    """generator.keras, float32 layers; with weights="float16" its weights file stores each
+    weight in half precision and Keras casts it into the layer's float32 variable on loading,
+    so even plain keras.saving.load_model gives a model that computes in float32."""
+    generator.save(path)
+    if weights != "float32":
+        with zipfile.ZipFile(path) as archive:
+            members = [(info, archive.read(info)) for info in archive.infolist()]
+        with written_atomically(path) as (partial,), zipfile.ZipFile(partial, "w") as archive:
+            for info, data in members:
+                archive.writestr(info, _weights_as(data, weights) if info.filename == KERAS_WEIGHTS else data)
 
 
-def _on_half_weights(generator, archive):
-    """The generator run in float32 on float16 copies of its weights, which the archive
-    stores instead of the float32 ones (the returned function captures only the copies)."""
-    half = lambda variables: [tf.Variable(tf.cast(v, tf.float16), trainable=False) for v in variables]
-    store = tf.Module()
-    store.trainable, store.non_trainable = half(generator.trainable_variables), half(generator.non_trainable_variables)
-    archive.track(store)
+def _weights_as(h5_bytes, dtype):
+    """A Keras weights file (HDF5) with its float32 arrays stored as `dtype`, all else as it was."""
+    import h5py
+    out = io.BytesIO()
+    with h5py.File(io.BytesIO(h5_bytes), "r") as source, h5py.File(out, "w") as copy:
+        copy.attrs.update(source.attrs)
+
+        def copy_item(name, item):
+            if isinstance(item, h5py.Dataset):
+                array = item[()]
+                copy.create_dataset(name, data=array.astype(dtype) if array.dtype == np.float32 else array)
+            else:
+                copy.require_group(name)
+            copy[name].attrs.update(item.attrs)
+        source.visititems(copy_item)
+    return out.getvalue()
+
+
+def _stored_as(generator, module, weights):
+    """The generator run in float32 on copies of its weights stored as `weights` in `module`
+    (the returned function captures only the copies, so each weight is saved once)."""
+    stored = lambda variables: [tf.Variable(tf.cast(v, weights), trainable=False) for v in variables]
+    module.trainable, module.non_trainable = stored(generator.trainable_variables), stored(generator.non_trainable_variables)
 
     def run(inputs):
         full = lambda variables: [tf.cast(v, tf.float32) for v in variables]
-        images, _ = generator.stateless_call(full(store.trainable), full(store.non_trainable), inputs, training=False)
+        images, _ = generator.stateless_call(full(module.trainable), full(module.non_trainable), inputs, training=False)
         return images
     return run
 
 
-def _write_export(generator, cfg, directory, weights):
-    # No archive.track(generator): the endpoints' variables are tracked anyway, and tracking
-    # the model too stored every weight twice (23.7 MB for dcgan32's 11.9 MB).
-    archive = keras.export.ExportArchive()
-    count = len(cfg.condition)
-    if weights == "float16":
-        run = _on_half_weights(generator, archive)
+def _write_savedmodel(generator, cfg, directory, weights):
+    """The SavedModel's one signature is serving_default: converters (TFLite, tf2onnx) and TF Serving
+    take every signature, and the random ops of `sample` convert to nothing that runs. So `sample`
+    (and a conditional model's `attribute_names`) are functions of the loaded object instead."""
+    module = tf.Module()
+    run = _stored_as(generator, module, weights)
+    z = tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z")
+    num, seed = tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed")
+    if cfg.condition:
+        count = len(cfg.condition)
+
+        def images_from_z(z, attributes):
+            return {"images": latent.to_uint8(run([z, attributes]))}
+
+        def sample(num, seed, attributes):  # the same attribute values for all num faces
+            return images_from_z(latent.sample(num, cfg.latent_dim, seed), tf.broadcast_to(attributes, [num, count]))
+        serving = [z, tf.TensorSpec([None, count], tf.float32, name="attributes")]
+        sampling = [num, seed, tf.TensorSpec([count], tf.float32, name="attributes")]
+        module.attribute_names = tf.function(lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
     else:
-        def run(inputs):
-            return generator(inputs, training=False)
+        def images_from_z(z):
+            return {"images": latent.to_uint8(run(z))}
 
-    def images_from_z(z, *attributes):  # attributes: none, or [batch, count] for a conditional generator
-        return {"images": latent.to_uint8(run([z, *attributes] if attributes else z))}
+        def sample(num, seed):
+            return images_from_z(latent.sample(num, cfg.latent_dim, seed))
+        serving, sampling = [z], [num, seed]
+    module.serving_default = tf.function(images_from_z, input_signature=serving)
+    module.sample = tf.function(sample, input_signature=sampling)
+    tf.saved_model.save(module, str(directory), signatures={"serving_default": module.serving_default})
 
-    def sample(num, seed, *attributes):  # attributes: none, or [count] for all num faces
-        return images_from_z(latent.sample(num, cfg.latent_dim, seed),
-                             *(tf.broadcast_to(values, [num, count]) for values in attributes))
 
-    def attribute_spec(*shape):
-        return [tf.TensorSpec(shape, tf.float32, name="attributes")] if count else []
-
-    archive.add_endpoint("serving_default", images_from_z, input_signature=[
-        tf.TensorSpec([None, cfg.latent_dim], tf.float32, name="z"), *attribute_spec(None, count)])
-    archive.add_endpoint("sample", sample, input_signature=[
-        tf.TensorSpec([], tf.int32, name="num"), tf.TensorSpec([], tf.int64, name="seed"), *attribute_spec(count)])
-    if count:
-        archive.add_endpoint("attribute_names", lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
-    archive.write_out(str(directory), verbose=False)
-    (_recast(generator, weights) if weights != "float32" else generator).save(directory / GENERATOR_FILE)
+def _write_export(generator, cfg, directory, weights):
+    _write_savedmodel(generator, cfg, directory, weights)
+    _save_keras(generator, directory / GENERATOR_FILE, weights)
     cfg.save(directory)
 
 
 @tf32.disabled()  # a TF32 difference would not be the export's
 def _check_export_matches(generator, cfg, directory):
-    """Both saved forms must make the generator's images (to MAX_MEAN_DIFFERENCE)."""
-    z = latent.sample(CHECK_FACES, cfg.latent_dim, seed=0)
-    attributes = tf.zeros([CHECK_FACES, len(cfg.condition)])
-    inputs = [z, attributes] if cfg.condition else z
+    """Both saved forms must make the generator's images (to MAX_MEAN_DIFFERENCE), checked
+    CHECK_BATCH faces at a time: 256 faces at 64x64 at once take gigabytes."""
     signature = tf.saved_model.load(str(directory)).signatures["serving_default"]
-    reloaded, _ = load_generator(directory)
-    expected = latent.to_uint8(generator(inputs, training=False)).numpy().astype(np.float32)
-    named = {"z": z, "attributes": attributes} if cfg.condition else {"z": z}
-    for form, images in (("SavedModel", signature(**named)["images"]),
-                         (GENERATOR_FILE, latent.to_uint8(reloaded(inputs, training=False)))):
-        difference = np.abs(images.numpy() - expected).mean()
+    forms = {"SavedModel": lambda inputs: signature(**inputs)["images"].numpy(),
+             GENERATOR_FILE: uint8_images(loader.load(directory).generator)}
+    totals = dict.fromkeys(forms, 0.0)
+    z = latent.sample(CHECK_FACES, cfg.latent_dim, seed=0)
+    for start in range(0, CHECK_FACES, CHECK_BATCH):
+        inputs = {"z": z[start:start + CHECK_BATCH]}
+        if cfg.condition:
+            inputs["attributes"] = tf.zeros([len(inputs["z"]), len(cfg.condition)])
+        expected = uint8_images(generator)(inputs).astype(np.float32)
+        for form, images in forms.items():
+            totals[form] += np.abs(images(inputs) - expected).sum()
+    for form, total in totals.items():
+        difference = total / (CHECK_FACES * expected[0].size)
         if difference > MAX_MEAN_DIFFERENCE:
             raise ValueError(f"the exported {form} makes images {difference:.2f} levels of 255 from the "
                              f"generator's on average (at most {MAX_MEAN_DIFFERENCE}); export float32 weights")
 
 
+def uint8_images(model):
+    """A Keras generator as inputs {"z"[, "attributes"]} -> uint8 image array."""
+    return lambda inputs: latent.to_uint8(model(list(inputs.values()) if len(inputs) > 1 else inputs["z"],
+                                                training=False)).numpy()
+
+
 def export_run(path, out_dir, weights="float32"):
-    """Export the generator of a run directory or checkpoint (see load_generator) to out_dir."""
-    generator, cfg = load_generator(path)
-    if cfg is None:
-        raise ValueError(f"{path}: no config.json beside the model, cannot export it")
-    return export_generator(generator, cfg, out_dir, weights)
-
-
-def _run_and_checkpoint(path):
-    """(run directory, checkpoint prefix or None): a checkpoint prefix (runs/NAME/checkpoints/ckpt-12,
-    runs/NAME/best/ckpt) belongs to the run two levels up."""
-    if path.with_name(path.name + ".index").is_file():
-        return path.parent.parent, str(path)
-    return path, None
-
-
-def export_name(path):
-    """The folder name under saved_models/ for exporting `path`: its run's name, else the file's."""
-    run, _ = _run_and_checkpoint(Path(path).resolve())
-    return run.stem if run.suffix == ".keras" else run.name
-
-
-def model_dir(path):
-    """The folder a model's companion files (directions.npz) live in: a checkpoint's run, the
-    directory of a run, an export or a SavedModel, or the folder of a .keras file."""
-    run, _ = _run_and_checkpoint(Path(path))
-    return run if run.is_dir() else run.parent
-
-
-def load_generator(path):
-    """A Keras generator and its Config from a run directory (latest checkpoint), one
-    checkpoint of a run (runs/NAME/checkpoints/ckpt-12), an export directory or a .keras file."""
-    from dcgan_tf.model.gan import DCGAN
-    from dcgan_tf.train.checkpoints import (
-        has_checkpoint,
-        load_sampling_generator,
-        readable_checkpoint,
-    )
-
-    path, checkpoint = _run_and_checkpoint(Path(path))
-    if not path.exists():
-        raise FileNotFoundError(f"no model at {path}")
-    if path.is_dir() and has_checkpoint(path):
-        cfg = Config.load(path)
-        return load_sampling_generator(cfg, readable_checkpoint(path, checkpoint)), cfg
-    keras_file = path / GENERATOR_FILE if path.is_dir() else path
-    if keras_file.suffix == ".keras" and keras_file.is_file():
-        try:
-            model = keras.saving.load_model(keras_file, safe_mode=True)
-        except Exception as error:  # Keras raises many types for a damaged or foreign file
-            raise ValueError(f"{keras_file}: not a readable .keras model ({type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''})") from None
-        generator = model.generator if isinstance(model, DCGAN) else model
-        _check_is_generator(generator, keras_file)
-        if any(w.dtype != "float32" for w in generator.weights):  # stored in half precision: compute in float32
-            generator = _recast(generator, "float32")
-        config_file = keras_file.parent / CONFIG_FILE
-        cfg = Config.load(config_file) if config_file.exists() else None
-        return generator, cfg
-    raise ValueError(f"{path} is not a run directory with checkpoints, an export directory or a .keras file")
-
-
-def _check_is_generator(model, path):
-    """A generator maps z [batch, latent_dim] (and, if conditional, attributes [batch, count])
-    to images [batch, H, W, 3]."""
-    inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if (not inputs or not outputs or len(inputs) not in (1, 2) or len(outputs) != 1
-            or any(len(i.shape) != 2 for i in inputs) or len(outputs[0].shape) != 4 or outputs[0].shape[-1] != 3):
-        raise ValueError(f"{path} is a Keras model but not a generator (it must map z [batch, latent_dim], "
-                         "or [z, attributes [batch, count]], to images [batch, H, W, 3])")
-
-
-def load_directions(path, latent_dim):
-    """Attribute name -> unit latent direction, from the directions.npz in the model's folder
-    (model_dir: its run or export directory, or beside its .keras file); {} when there is none."""
-    from dcgan_tf.edit.directions import Directions
-    file = model_dir(path) / DIRECTIONS_FILE
-    if not file.is_file():
-        return {}
-    directions = Directions.load(file, latent_dim)
-    return dict(zip(directions.names, directions.vectors))
+    """Export the generator of any model path (dcgan_tf.serve.loader: a run, a checkpoint, an export...) to out_dir."""
+    model = loader.load(path)
+    if model.generator is None or model.cfg is None:
+        raise ValueError(f"{path}: cannot export it: an export needs a Keras generator (checkpoints or a "
+                         f"generator.keras) and its config beside it")
+    return export_generator(model.generator, model.cfg, out_dir, weights)

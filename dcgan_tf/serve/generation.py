@@ -24,7 +24,7 @@ GRID_LIMIT_BYTES = 2**30  # the pixels of one grid PNG; larger sets of faces are
 
 
 class FaceGenerator:
-    """z -> uint8 images, from a run directory, an export directory, a bare SavedModel or a .keras file.
+    """z -> uint8 images, from a Keras generator or a SavedModel (dcgan_tf.serve.loader loads either).
 
     A conditional model's inputs are rows [z | attribute values] (dcgan_tf.conditioning);
     `attributes` names its attributes (empty for an unconditional model).
@@ -32,21 +32,6 @@ class FaceGenerator:
 
     def __init__(self, fn, latent_dim, attributes=()):
         self._fn, self.latent_dim, self.attributes = fn, latent_dim, tuple(attributes)
-
-    @classmethod
-    def load(cls, path, trust_savedmodel=False):
-        """An export's generator.keras (loaded in Keras' safe mode) when it has one; a bare SavedModel
-        only if its graph holds generator ops alone (savedmodel.check_ops), unless trusted."""
-        from dcgan_tf.serve.export import GENERATOR_FILE, load_generator
-
-        path = Path(path)
-        if path.is_dir() and (path / "saved_model.pb").is_file() and not (path / GENERATOR_FILE).is_file():
-            if not trust_savedmodel:
-                from dcgan_tf.serve.savedmodel import check_ops
-                check_ops(path)
-            return cls._from_saved_model(path)
-        generator, cfg = load_generator(path)
-        return cls.from_keras(generator, cfg.condition if cfg is not None else ())
 
     @classmethod
     def from_keras(cls, generator, attributes=()):
@@ -64,7 +49,9 @@ class FaceGenerator:
         return cls(fn, latent_dim, (tuple(attributes) or conditioning.positional_names(count)) if count else ())
 
     @classmethod
-    def _from_saved_model(cls, path):
+    def from_saved_model(cls, path):
+        """The serving_default signature of a SavedModel as z -> uint8 images (it runs the model's
+        graph: check it first, dcgan_tf.serve.savedmodel.check_ops)."""
         model = tf.saved_model.load(str(path))
         signature = model.signatures.get("serving_default")
         inputs = signature.structured_input_signature[1] if signature is not None else {}
@@ -76,7 +63,8 @@ class FaceGenerator:
         latent_dim = int(z_spec.shape[1])
         if attribute_spec is None:
             return cls(lambda z: signature(z=tf.convert_to_tensor(z, tf.float32))["images"], latent_dim)
-        names = model.signatures.get("attribute_names")
+        # a function of the model; a signature in exports made before serving_default stood alone
+        names = getattr(model, "attribute_names", None) or model.signatures.get("attribute_names")
         names = (tuple(name.decode() for name in names()["names"].numpy()) if names is not None
                  else conditioning.positional_names(int(attribute_spec.shape[1])))
 

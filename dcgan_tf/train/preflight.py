@@ -10,7 +10,7 @@ import importlib.util
 import shutil
 from pathlib import Path
 
-from dcgan_tf.config import CONFIG_FILE
+from dcgan_tf.config import CONFIG_FILE, LEGACY_CONFIG_FILE
 from dcgan_tf.model import augment
 from dcgan_tf.model.networks import sizes, training_bytes
 from dcgan_tf.train.checkpoints import SPACE_MARGIN, has_checkpoint, readable_checkpoint
@@ -20,9 +20,9 @@ from dcgan_tf.utils.files import check_writable
 # What a run directory holds (see dcgan_tf.training): a fresh run never writes over any of it,
 # except the two files a start writes before its first checkpoint, from the flags and the data
 # alone: a start stopped there (killed while building the model) trained nothing to keep.
-RUN_FILES = (CONFIG_FILE, "real_batch.png", "history.csv", "steps.csv", "losses.png", "samples", "checkpoints",
-             "best", "tensorboard")
-START_FILES = (CONFIG_FILE, "real_batch.png")
+RUN_FILES = (CONFIG_FILE, LEGACY_CONFIG_FILE, "real_batch.png", "history.csv", "steps.csv", "losses.png", "samples",
+             "checkpoints", "best", "tensorboard")
+START_FILES = (CONFIG_FILE, LEGACY_CONFIG_FILE, "real_batch.png")
 
 
 def check_run(cfg, run_dir, resume, export_dir=None, replicas=1):

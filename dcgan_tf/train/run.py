@@ -1,7 +1,7 @@
 """A training run: data -> GAN -> model.fit with the run's callbacks -> export.
 
 A run directory holds everything needed to look at, resume or export the run:
-config.json, real_batch.png, samples/epoch_NNN.png, history.csv (epoch means),
+dcgan_config.json, real_batch.png, samples/epoch_NNN.png, history.csv (epoch means),
 steps.csv and losses.png (per-step curves) and checkpoints/.
 """
 
@@ -240,12 +240,12 @@ def _fit(run, resume, initial_epoch, verbose, log, extra_callbacks):
                                   + (" (already rolled back once)" if rolled_back else ""))
         initial_epoch = checkpoint.restore()
         run_logs.trim_logs(run.run_dir, initial_epoch, gan.step_count())
-        # Recorded in config.json, so the run says what it trains with and a resume keeps it.
+        # Recorded in dcgan_config.json, so the run says what it trains with and a resume keeps it.
         cfg = run.cfg = run.cfg.replace(lr=run.cfg.lr * 0.5, d_lr=run.cfg.d_lr * 0.5)
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
         cfg.save(run.run_dir)
         log(f"{problem}: rolled back to {checkpoint.latest} (epoch {initial_epoch}) and halved the learning "
-            f"rates (d {cfg.discriminator_lr:.2e}, g {cfg.lr:.2e}; saved in config.json)")
+            f"rates (d {cfg.discriminator_lr:.2e}, g {cfg.lr:.2e}; saved in dcgan_config.json)")
         resume = rolled_back = True
 
 
