@@ -20,7 +20,7 @@ LOSSES = ("bce", "hinge", "lsgan", "wgan")
 PENALTIES = ("none", "wgan-gp", "r1")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 WEIGHT_DTYPES = ("float32", "float16")  # how an export may store the generator's weights (dcgan_tf.export)
-EXPORT_FORMATS = ("savedmodel", "keras", "tflite", "onnx")  # what dcgan-tf export writes (dcgan_tf.serve.convert)
+EXPORT_FORMATS = ("savedmodel", "keras", "tflite", "onnx", "web")  # what dcgan-tf export writes (dcgan_tf.serve.convert)
 
 
 @dataclasses.dataclass(frozen=True)
