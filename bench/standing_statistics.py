@@ -29,7 +29,7 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--holdout", type=int, required=True, help="the held-out count the model was trained with")
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--batches", type=int, default=50, help="standing batches")
+    parser.add_argument("--batches", type=int, default=20, help="standing batches (the default of --ema-standing-batches)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()

@@ -77,7 +77,7 @@ class Config:
     ema: float = 0.999  # decay of the generator's weight average used for samples and export (0: off)
     # The average's BatchNorm statistics: "standing" (its own, recomputed each epoch over this
     # many batches of z: dcgan_tf.model.ema) or 0 batches to keep those copied from the raw G.
-    ema_standing_batches: int = 50
+    ema_standing_batches: int = 20
     epochs: int = 10
     seed: int = 0
     # Speed.

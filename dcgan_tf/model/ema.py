@@ -65,11 +65,15 @@ def standing_statistics(average, batches):
     if not norms:
         return
     probe = keras.Model(average.inputs, [layer.input for layer in norms])
+
+    @tf.function  # traced once: an eager pass per batch costs several times as much
+    def moments(inputs):
+        return [tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
+                for x in probe(inputs, training=True)]
     sums = [[0.0, 0.0] for _ in norms]
     for inputs in batches:
         inputs = inputs if isinstance(inputs, list) else [inputs]  # the probe's inputs are a list
-        for total, x in zip(sums, probe(inputs, training=True)):
-            mean, variance = tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
+        for total, (mean, variance) in zip(sums, moments(inputs)):
             total[0] += mean
             total[1] += variance
     # The probe's training-mode pass also moved the statistics by the layers' momentum: overwrite them.
