@@ -20,7 +20,7 @@ LOSSES = ("bce", "hinge", "lsgan", "wgan")
 PENALTIES = ("none", "wgan-gp", "r1")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 WEIGHT_DTYPES = ("float32", "float16")  # how an export may store the generator's weights (dcgan_tf.export)
-EXPORT_FORMATS = ("savedmodel", "keras", "tflite", "onnx")  # what dcgan-tf export writes (dcgan_tf.serve.convert)
+EXPORT_FORMATS = ("savedmodel", "keras", "tflite", "onnx", "web")  # what dcgan-tf export writes (dcgan_tf.serve.convert)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +75,9 @@ class Config:
     d_lr_half_life: float = 0.0
     g_lr_half_life: float = 0.0
     ema: float = 0.999  # decay of the generator's weight average used for samples and export (0: off)
+    # The average's BatchNorm statistics: "standing" (its own, recomputed each epoch over this
+    # many batches of z: dcgan_tf.model.ema) or 0 batches to keep those copied from the raw G.
+    ema_standing_batches: int = 20
     epochs: int = 10
     seed: int = 0
     # Speed.
@@ -154,7 +157,8 @@ class Config:
                 not self.ada_target or self.loss != "wgan"),
             "sample_count, checkpoints_to_keep and steps_per_execution must be >= 1": min(
                 self.sample_count, self.checkpoints_to_keep, self.steps_per_execution) >= 1,
-            "log_every must be >= 1": self.log_every >= 1,
+            "log_every must be >= 1 and ema_standing_batches >= 0": (
+                self.log_every >= 1 and self.ema_standing_batches >= 0),
             "d_dropout must be in [0, 1), gp_weight >= 0 and kernel >= 1": (
                 0 <= self.d_dropout < 1 and self.gp_weight >= 0 and self.kernel >= 1),
             "g_start, g_dense_mult and every g_mult and d_mult entry must be >= 1": min(

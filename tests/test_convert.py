@@ -140,6 +140,13 @@ def test_without_tf2onnx_the_onnx_form_says_what_to_install(tiny_model, tmp_path
     assert not (tmp_path / "out").exists()  # refused before any work
 
 
+def test_the_web_form_without_onnxruntime_web_names_the_npm_command_before_any_work(tiny_model, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        export_cli.main([str(tiny_model), "--format", "web", "--out", str(tmp_path / "out"),
+                         "--ort-dir", str(tmp_path / "none")])
+    assert "run `npm install onnxruntime-web@" in str(exit_info.value) and not (tmp_path / "out").exists()
+
+
 def test_bad_targets_are_one_line_errors(tiny_model, tmp_path):
     (tmp_path / "file").write_text("mine")
     with pytest.raises(SystemExit, match="export: error: .*file exists and is not a folder"):

@@ -57,6 +57,7 @@ MIRRORED = """
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_train_like_one_device(tmp_path):
     process = run_python(MIRRORED, tmp_path)
     out, err = process.communicate(timeout=300)
@@ -132,6 +133,7 @@ def checkpointed_epoch(run):
     return checkpoint_state(run)[0]
 
 
+@pytest.mark.slow
 def test_two_workers_stay_in_sync_only_the_chief_writes_and_resume_after_a_kill(tmp_path):
     np.save(tmp_path / "faces.npy", random_images(64, 16))
     run = tmp_path / "runs" / "mw"
@@ -180,6 +182,7 @@ STABILISERS = """
 """
 
 
+@pytest.mark.slow
 def test_n_critic_gradient_penalty_and_diffaugment_train_under_mirrored_strategy(tmp_path):
     process = run_python(STABILISERS, tmp_path)
     out, err = process.communicate(timeout=300)

@@ -48,6 +48,7 @@ OVERFLOW_ON_REPLICA_1 = """
 """
 
 
+@pytest.mark.slow
 def test_an_fp16_overflow_on_the_second_replica_skips_the_step_on_both(tmp_path):
     process = run_python(OVERFLOW_ON_REPLICA_1, tmp_path)
     out, err = process.communicate(timeout=300)
@@ -141,6 +142,7 @@ def mean_difference(weights, others):
 
 
 @pytest.mark.parametrize("case", XLA_CASES)
+@pytest.mark.slow
 def test_the_xla_step_computes_what_the_plain_step_does(case, portable_draws):
     precision, fields, loss_tolerance, weight_tolerance = XLA_CASES[case]
     cfg = preset("tiny", image_size=8, mixed_precision=precision, diffaugment=AUGMENT, d_dropout=0.0, **fields)

@@ -210,6 +210,7 @@ def test_the_keras_port_matches_the_torchscript_network():
 
 
 @needs_weights
+@pytest.mark.slow
 def test_evaluate_cli_scores_a_folder_against_data(tmp_path, capsys):
     real, fake = tmp_path / "real", tmp_path / "fake"
     for folder, seed in ((real, 0), (fake, 1)):
@@ -226,6 +227,7 @@ def test_evaluate_cli_scores_a_folder_against_data(tmp_path, capsys):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_evaluate_cli_scores_a_trained_model(tmp_path):
     pytest.importorskip("mtcnn")
     model = tmp_path / "generator.keras"
@@ -240,6 +242,7 @@ def test_evaluate_cli_scores_a_trained_model(tmp_path):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
     import csv
 
@@ -259,6 +262,7 @@ def test_training_evaluates_logs_fid_and_keeps_the_best_checkpoint(tmp_path):
 
 
 @needs_weights
+@pytest.mark.slow
 def test_scores_are_against_held_out_images_with_the_real_floor_beside(tmp_path, capsys):
     import csv
 

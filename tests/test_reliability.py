@@ -119,6 +119,7 @@ def resume_to(work, epochs):
 
 
 @pytest.mark.parametrize("sent, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+@pytest.mark.slow
 def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
@@ -168,6 +169,7 @@ def test_a_signal_inside_a_finalizer_prints_no_traceback_and_still_stops(monkeyp
     assert [type(event.exc_value) for event in unraisable] == [ValueError]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 50)
@@ -363,6 +365,7 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(three_epochs, tmp_p
     assert checkpoint_state(run) == (4, 16) and epochs_logged(run) == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_a_fresh_run_never_overwrites_a_run_with_a_damaged_checkpoint(three_epochs, tmp_path):
     run = damaged_copy(three_epochs, tmp_path, "truncated")
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}

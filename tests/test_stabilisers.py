@@ -227,6 +227,7 @@ def test_every_update_of_a_step_draws_its_own_z_augmentation_and_penalty_mix(mon
 
 def test_learning_rate_half_lives_halve_the_rates_each_epoch(tmp_path):
     import csv
+
     from dcgan_tf.train.run import train
     np.save(tmp_path / "faces.npy", random_images(32, 16))
     cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=3, d_lr_half_life=1.0, g_lr_half_life=2.0)
@@ -235,3 +236,29 @@ def test_learning_rate_half_lives_halve_the_rates_each_epoch(tmp_path):
         rows = list(csv.DictReader(f))
     assert [float(r["d_lr"]) for r in rows] == pytest.approx([2e-4, 1e-4, 5e-5])
     assert [float(r["g_lr"]) for r in rows] == pytest.approx([2e-4, 2e-4 * 0.5 ** 0.5, 1e-4])
+
+
+def test_standing_statistics_are_the_averages_own_batch_statistics(tmp_path):
+    from dcgan_tf.model import ema
+    from dcgan_tf.train.run import train
+    np.save(tmp_path / "faces.npy", random_images(32, 16))
+    cfg = preset("tiny", data=str(tmp_path / "faces.npy"), epochs=1, ema=0.9)
+    copied, _ = train(cfg.replace(ema_standing_batches=0), tmp_path / "copied", verbose=0, log=lambda m: None)
+    standing, _ = train(cfg.replace(ema_standing_batches=3), tmp_path / "standing", verbose=0, log=lambda m: None)
+
+    def norms(model):
+        return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    raw = [norm.moving_mean.numpy() for norm in norms(copied.generator)]
+    np.testing.assert_array_equal([norm.moving_mean.numpy() for norm in norms(copied.ema_generator)][0], raw[0])
+    # The same training either way; only the average's statistics differ: its own activations' means.
+    z = [latent.sample(3 * cfg.batch_size, cfg.latent_dim, cfg.seed + 3).numpy()[i:i + cfg.batch_size]
+         for i in range(0, 3 * cfg.batch_size, cfg.batch_size)]
+    probe = keras.Model(standing.ema_generator.inputs, [n.input for n in norms(standing.ema_generator)])
+    first = np.mean([np.asarray(probe([batch], training=True)[0]).reshape(-1, raw[0].shape[0]).mean(axis=0)
+                     for batch in z], axis=0)
+    ema.standing_statistics(copied.ema_generator, z)  # what the run did at its epoch's end
+    for got, expected in zip(norms(standing.ema_generator), norms(copied.ema_generator)):
+        np.testing.assert_allclose(got.moving_mean.numpy(), expected.moving_mean.numpy(), atol=1e-6)
+        np.testing.assert_allclose(got.moving_variance.numpy(), expected.moving_variance.numpy(), atol=1e-6)
+    np.testing.assert_allclose(norms(standing.ema_generator)[0].moving_mean.numpy(), first, atol=1e-5)
+    assert np.abs(norms(standing.ema_generator)[0].moving_mean.numpy() - raw[0]).max() > 1e-4

@@ -12,8 +12,6 @@ import http.server
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 import pytest
 
 from dcgan_tf.model import latent
+from dcgan_tf.serve import convert
 from dcgan_tf.serve.web import ORT_DIR, ORT_FILES, ORT_VERSION, check_ort_dir, write_web
 
 BROWSER = chromium.find()
@@ -32,8 +31,8 @@ def _missing():
     """Why the page cannot be tested here, or None."""
     if BROWSER is None:
         return "no Chromium found: install it (Debian: apt-get install -y chromium) to test the web export"
-    if importlib.util.find_spec("tf2onnx") is None:
-        return "tf2onnx is not installed: pip install tf2onnx"
+    if importlib.util.find_spec("tf2onnx") is None or importlib.util.find_spec("onnxruntime") is None:
+        return "tf2onnx and onnxruntime are not installed: pip install 'dcgan-tf[onnx]'"
     try:
         check_ort_dir(ORT)
     except FileNotFoundError as error:
@@ -50,10 +49,9 @@ CANVAS = """(() => { const canvas = document.querySelector(%s);
 @pytest.fixture(scope="module")
 def web_dir(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("web")
-    subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(tiny_model),
-                    "--signature_def", "serving_default", "--output", str(folder / "gen.onnx")],
-                   check=True, capture_output=True)
-    return write_web(folder / "gen.onnx", folder / "site", latent_dim=16, image_size=16, ort_dir=ORT)
+    artefacts = convert.export_forms(tiny_model, ["web"], folder, ort_dir=ORT)  # dcgan-tf export --format web
+    assert [a.form for a in artefacts] == ["savedmodel", "onnx", "web"] and artefacts[-1].path == folder / "web"
+    return folder / "web"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

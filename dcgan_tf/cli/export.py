@@ -11,6 +11,9 @@ an export directory or a .keras file. Under --out (default exports/NAME):
   generator.keras     keras: loads with keras.saving.load_model alone and computes in float32
   generator.tflite    tflite: serving_default through tf.lite.TFLiteConverter
   generator.onnx      onnx: serving_default through tf2onnx (pip install 'dcgan-tf[onnx]')
+  web/                web: a static page that makes faces in the browser from generator.onnx
+                      (serve it: python -m http.server -d OUT/web); needs `npm install
+                      onnxruntime-web` where you export from, or --ort-dir
 
 The one signature, serving_default, maps z float32 [N, latent_dim] (standard normal) to
 images uint8 [N, H, W, 3]; a conditional model's also takes attributes float32 [N, count].
@@ -35,6 +38,8 @@ def parse_args(argv=None):
     parser.add_argument("--weights", choices=WEIGHT_DTYPES, default="float32",
                         help="precision the SavedModel and generator.keras store the weights in; float16 "
                         "halves them and still computes in float32 (default float32)")
+    parser.add_argument("--ort-dir", type=Path, help="web: onnxruntime-web's dist folder (default "
+                        "./node_modules/onnxruntime-web/dist, where npm install puts it)")
     return parser.parse_args(argv)
 
 
@@ -43,7 +48,8 @@ def main(argv=None):
     from dcgan_tf.serve import convert, loader
     out = args.out or Path("exports") / loader.export_name(args.model)
     try:
-        for artefact in convert.export_forms(args.model, args.formats or ["savedmodel"], out, args.weights):
+        ort_dir = args.ort_dir or convert.web.ORT_DIR
+        for artefact in convert.export_forms(args.model, args.formats or ["savedmodel"], out, args.weights, ort_dir):
             print(artefact.report(), flush=True)
     except (ValueError, FileNotFoundError, OSError) as error:
         sys.exit(f"export: error: {error}")

@@ -37,6 +37,8 @@ HELP = {
     "d_condition": "how D sees the attributes: projection (Miyato & Koyama 2018) or concat (as input channels)",
     "log_every": ("steps.csv, the NaN check and the progress bar read a step's values every N steps (and at "
                   "each epoch's end); more than 1 spares a GPU a host round trip per step (docs/gpu.md)"),
+    "ema_standing_batches": ("the EMA generator's BatchNorm statistics are its own, recomputed each epoch over "
+                             "this many batches (0: copied from the trained generator)"),
     "fused_batchnorm": "TensorFlow's fused BatchNorm kernel on one replica (default true; README \"Performance\")",
 }
 NOT_FLAGS = {"preset"}  # chosen with --preset, applied before any other flag

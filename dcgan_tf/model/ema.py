@@ -11,7 +11,10 @@ After each generator update the average moves towards the new weights with decay
 min(decay, t / (t + 10)) at step t, the warm-up of tf.train.ExponentialMovingAverage:
 the first update starts the average at the trained weights, and the barely-trained early
 weights are forgotten quickly (with a constant 0.999 they would still weigh 21% after
-1,560 steps). BatchNorm statistics are copied, not averaged, as StyleGAN2 copies buffers.
+1,560 steps). BatchNorm statistics are copied each step, as StyleGAN2 copies buffers; but
+they are the raw generator's, whose activations differ from the average's, so at the end of
+each epoch the run replaces them with the average's own ("standing statistics", as BigGAN
+computes them): standing_statistics, measured better on held-out FID (docs/stabilisers.md).
 """
 
 import keras
@@ -53,3 +56,27 @@ def update(average, generator, decay, step):
         apply()
     else:
         replica.merge_call(apply)
+
+
+def standing_statistics(average, batches):
+    """Set the BatchNorm moving statistics of `average` to the mean batch statistics of its own
+    activations over `batches` (its inputs: z, or [z, attributes]), in training mode as in training."""
+    norms = [layer for layer in average.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    probe = keras.Model(average.inputs, [layer.input for layer in norms])
+
+    @tf.function  # traced once: an eager pass per batch costs several times as much
+    def moments(inputs):
+        return [tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
+                for x in probe(inputs, training=True)]
+    sums = [[0.0, 0.0] for _ in norms]
+    for inputs in batches:
+        inputs = inputs if isinstance(inputs, list) else [inputs]  # the probe's inputs are a list
+        for total, (mean, variance) in zip(sums, moments(inputs)):
+            total[0] += mean
+            total[1] += variance
+    # The probe's training-mode pass also moved the statistics by the layers' momentum: overwrite them.
+    for layer, (mean, variance) in zip(norms, sums):
+        layer.moving_mean.assign(tf.cast(mean / len(batches), layer.moving_mean.dtype))
+        layer.moving_variance.assign(tf.cast(variance / len(batches), layer.moving_variance.dtype))

@@ -85,10 +85,14 @@ class DCGAN(keras.Model):
         # Mean D output on real and fake images: a probability (sigmoid) for bce, the raw score otherwise.
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        # Every value the step logs has a tracker, or fit would log the epoch's last step's values
+        # in place of its means (it logs the means only when the names match).
+        self.gauge_trackers = [keras.metrics.Mean(name=name) for name in ada.LOG_KEYS] if adaptive_augment else []
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker]
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker, self.d_fake_tracker,
+                *self.gauge_trackers]
 
     def build(self, input_shape=None):
         # G and D are built by their Input layers; this marks the wrapper built so
@@ -255,11 +259,11 @@ class DCGAN(keras.Model):
         logs at the end of each epoch (the logs' names are the trackers', see Model.fit)."""
         values = {"d_loss": d_loss, "g_loss": g_loss,
                   "d_real": self._d_output(real_logits), "d_fake": self._d_output(fake_logits)}
-        for tracker in self.metrics:
-            tracker.update_state(values[tracker.name])
         if self.ada is not None:
             self.ada.accumulate(real_logits)
             values.update(self.ada.logs())
+        for tracker in self.metrics:
+            tracker.update_state(values[tracker.name])
         if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
             # Keras reduces multi-worker step outputs with strategy.reduce(MEAN, axis=0),
             # which fails on scalars (Keras 3.15): give each value a length-1 axis.

@@ -5,6 +5,8 @@
   keras       OUT/generator.keras: keras.saving.load_model alone loads it; it computes in float32
   tflite      OUT/generator.tflite: serving_default converted by tf.lite.TFLiteConverter
   onnx        OUT/generator.onnx: serving_default converted by tf2onnx (pip install 'dcgan-tf[onnx]')
+  web         OUT/web/: a static page making faces with generator.onnx in the browser (dcgan_tf.serve.web;
+              implies onnx, needs onnxruntime-web's files from npm; unconditional models)
 
 The SavedModel is always written: the other forms are converted from it and checked against
 it. Each form's images of CHECK_FACES fixed latents must be within MAX_DIFFERENCE levels of 255
@@ -24,7 +26,7 @@ import tensorflow as tf
 
 from dcgan_tf.config import EXPORT_FORMATS
 from dcgan_tf.model import latent
-from dcgan_tf.serve import loader
+from dcgan_tf.serve import loader, web
 from dcgan_tf.serve.export import check_replaceable, export_generator, uint8_images
 from dcgan_tf.utils.files import written_atomically
 
@@ -59,16 +61,22 @@ class Artefact:
                 f"mean {self.mean_difference:.4f}/255; {CHECK_FACES} faces in {1000 * self.run_seconds:.0f} ms")
 
 
-def export_forms(model, forms, out_dir, weights="float32"):
-    """Write `model` (any path the loader takes) in each of `forms` under out_dir; one Artefact each."""
+def export_forms(model, forms, out_dir, weights="float32", ort_dir=web.ORT_DIR):
+    """Write `model` (any path the loader takes) in each of `forms` under out_dir; one Artefact each.
+    The web form takes onnxruntime-web's files from ort_dir."""
     unknown = sorted(set(forms) - set(EXPORT_FORMATS))
     if unknown:
         raise ValueError(f"unknown format {', '.join(unknown)}: choose from {', '.join(EXPORT_FORMATS)}")
+    if "web" in forms:  # the page runs the ONNX form
+        forms = [form for form in forms if form != "web"] + ["onnx", "web"]
+        web.check_ort_dir(ort_dir)  # before any work, as the ONNX modules
     if "onnx" in forms:
-        _onnx_modules()  # before any work
+        _onnx_modules()
     loaded = loader.load(model)
     if loaded.generator is None or loaded.cfg is None:
         raise ValueError(f"{model}: a SavedModel alone cannot be exported; give its run, checkpoint or generator.keras")
+    if "web" in forms and loaded.cfg.condition:
+        raise ValueError(f"{model} is a conditional model: the web page feeds z alone; export it without --format web")
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} exists and is not a folder; choose another --out")
@@ -78,9 +86,20 @@ def export_forms(model, forms, out_dir, weights="float32"):
     served = _in_batches(_load_savedmodel(savedmodel.path))(inputs)
     artefacts = [savedmodel]
     for form in dict.fromkeys(forms):
-        if form != "savedmodel":
+        if form == "web":
+            artefacts.append(_write_web(artefacts[-1], out_dir, loaded.cfg, ort_dir))
+        elif form != "savedmodel":
             artefacts.append(_write_form(form, savedmodel.path, out_dir, inputs, served))
     return artefacts
+
+
+def _write_web(onnx, out_dir, cfg, ort_dir):
+    """The page folder around the ONNX form just written and checked (its differences are the
+    ONNX form's; the page's own faces are tested in Chromium: tests/test_web_export.py)."""
+    start = time.perf_counter()
+    path = web.write_web(onnx.path, out_dir / "web", cfg.latent_dim, cfg.image_size, ort_dir)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return dataclasses.replace(onnx, form="web", path=path, size=size, write_seconds=time.perf_counter() - start)
 
 
 def check_inputs(cfg):

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from dcgan_tf.edit import conditioning
-from dcgan_tf.model import latent
+from dcgan_tf.model import ema, latent
 from dcgan_tf.train import plots
 from dcgan_tf.utils import signals
 from dcgan_tf.utils.images import save_grid
@@ -99,6 +99,23 @@ def generator_inputs(count, latent_dim, seed, attributes=None):
     if attributes is None:
         return z
     return conditioning.join_rows(z, np.resize(attributes, (count, attributes.shape[1])))
+
+
+class StandingStatistics(keras.callbacks.Callback):
+    """At the end of each epoch, before its samples, evaluation and checkpoint: the EMA
+    generator's BatchNorm statistics recomputed for its averaged weights (model.ema), from
+    `batches` fixed batches of generator inputs."""
+
+    def __init__(self, batches, batch_size, latent_dim, seed, attributes=None):
+        super().__init__()
+        rows = generator_inputs(batches * batch_size, latent_dim, seed, attributes)
+        self.batches = [rows[i:i + batch_size] if attributes is None else
+                        conditioning.split_rows(rows[i:i + batch_size], latent_dim)
+                        for i in range(0, len(rows), batch_size)]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.ema_generator is not None and finite(logs):
+            ema.standing_statistics(self.model.ema_generator, self.batches)
 
 
 class StopSignals(keras.callbacks.Callback):

@@ -112,6 +112,8 @@ def run_callbacks(run, resume, initial_epoch):
                                              cfg.g_lr_half_life)] if decaying else []
     if cfg.ada_target:
         schedules.append(ada.AdaptAugmentation(cfg.ada_interval, cfg.ada_target, cfg.ada_kimg))
+    standing = [callbacks.StandingStatistics(cfg.ema_standing_batches, cfg.batch_size, cfg.latent_dim,
+                                             cfg.seed + 3, run.labels)] if cfg.ema and cfg.ema_standing_batches else []
     evaluation = []
     if cfg.eval_every:
         eval_images, eval_labels = run.evaluation_set
@@ -127,7 +129,7 @@ def run_callbacks(run, resume, initial_epoch):
                                    tensorboard_dir=tensorboard_dir, attributes=run.labels)
     # The guard first; the checkpoint last: an epoch is done once its grid and log rows are
     # written, so a crash between them leaves the epoch to be trained (and logged) again.
-    return RunCallbacks(guard, curves, saver, [guard, callbacks.StopSignals(), *schedules, samples, *evaluation,
+    return RunCallbacks(guard, curves, saver, [guard, callbacks.StopSignals(), *schedules, *standing, samples, *evaluation,
                                                *rates, *tensorboard, history, curves, saver])
 
 
