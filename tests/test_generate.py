@@ -474,7 +474,7 @@ def test_a_savedmodel_with_file_ops_is_refused_unless_trusted(hostile, tmp_path)
     assert result.stderr.strip().splitlines()[-1] == (
         f"generate.py: error: {model}: refusing to run this SavedModel: its graph uses ops a generator does not "
         "need (ReadFile, WriteFile), which can read or write files or run other code; use its generator.keras "
-        "if it has one, or pass --trust-savedmodel if you trust where it came from")
+        "if it has one, or, if you trust where it came from, pass generate.py or evaluate --trust-savedmodel")
     assert not marker.exists() and not (tmp_path / "faces.png").exists()
     result = subprocess.run(command + ["--trust-savedmodel"], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=300)
@@ -549,8 +549,8 @@ def tensorflow1_savedmodel(tmp_path_factory):
 
 TENSORFLOW1_REFUSED = ("refusing to load this SavedModel: it is in the TensorFlow 1 format (no object graph), whose "
                        "loading runs its own saver and init steps, which can read or write files; export it again "
-                       "with TensorFlow 2 (tf.saved_model.save), or pass --trust-savedmodel if you trust where it "
-                       "came from")
+                       "with TensorFlow 2 (tf.saved_model.save), or, if you trust where it came from, pass "
+                       "generate.py or evaluate --trust-savedmodel")
 
 
 def test_a_tensorflow1_savedmodel_is_refused_by_generate(tensorflow1_savedmodel, tmp_path):

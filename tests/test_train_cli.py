@@ -65,6 +65,16 @@ def test_resume_continues_at_the_next_epoch(trained_run):
     assert iterations == [8]  # 4 steps per epoch, optimizer state carried over
 
 
+def test_resuming_a_finished_run_says_it_is_done(trained_run):
+    # issue 33, case 20: it printed "at epoch 3 of 2" and exited 0 without saying so
+    work, run = trained_run
+    result = run_train("--out", "runs/demo", "--resume", "--epochs", 2, "--no-export", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "runs/demo has already trained all its 2 epochs: nothing is left to train (pass a larger --epochs " \
+           "to train on)" in result.stdout and "resuming" not in result.stdout
+    assert epochs_logged(run) == [1, 2]
+
+
 def test_existing_run_is_not_overwritten(trained_run):
     work, run = trained_run
     result = run_train("--preset", "tiny", "--data", "faces.npy", "--out", "runs/demo", cwd=work)

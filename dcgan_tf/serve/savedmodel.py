@@ -105,10 +105,10 @@ def check_ops(path):
         raise UntrustedModel(
             f"{path}: refusing to load this SavedModel: it is in the TensorFlow 1 format (no object graph), "
             "whose loading runs its own saver and init steps, which can read or write files; export it again "
-            "with TensorFlow 2 (tf.saved_model.save), or pass --trust-savedmodel if you trust where it came from")
+            "with TensorFlow 2 (tf.saved_model.save), or, if you trust where it came from, pass generate.py or evaluate --trust-savedmodel")
     unknown = {op for op, allowed in _graph_ops(proto.meta_graphs[0]) if op not in allowed}
     if unknown:
         raise UntrustedModel(
             f"{path}: refusing to run this SavedModel: its graph uses ops a generator does not need "
             f"({', '.join(sorted(unknown))}), which can read or write files or run other code; use its "
-            "generator.keras if it has one, or pass --trust-savedmodel if you trust where it came from")
+            "generator.keras if it has one, or, if you trust where it came from, pass generate.py or evaluate --trust-savedmodel")
