@@ -429,6 +429,18 @@ def test_the_shipped_models_make_faces_in_both_saved_forms(model):
     assert np.abs(signatures["serving_default"](z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
     plain = keras.saving.load_model(model / "generator.keras", safe_mode=True)
     assert {w.dtype for w in plain.weights} == {"float32"} and plain(z, training=False).dtype == "float32"
+    assert "/" not in cfg.data and "/" not in cfg.attrs  # no path of the machine it was trained on
+
+
+def test_an_export_records_no_machine_paths_and_evaluate_asks_for_the_data(tmp_path, capsys):
+    from dcgan_tf.config import Config
+    cfg = preset("tiny", data=str(tmp_path / "mine" / "faces.npy"), holdout=8)
+    export_generator(build_gan(cfg).sampling_generator, cfg, tmp_path / "export")
+    assert Config.load(tmp_path / "export").data == "faces.npy"
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--model", str(tmp_path / "export"), "--cache-dir", str(tmp_path / "cache")])
+    assert exit_info.value.code == ("evaluate: error: the model was trained on faces.npy, which is not here: give "
+                                    "--data, your copy of it (its last 8 images were held out from training)")
 
 
 SHIPPED_DIRECTIONS = [model for model in SHIPPED if (model / "directions.npz").exists()]

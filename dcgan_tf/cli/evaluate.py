@@ -66,6 +66,11 @@ def main(argv=None):
         if data is None:
             raise ValueError("--data is needed: the model has no dcgan_config.json naming its training data")
         own_data = cfg is not None and data == cfg.data
+        named_source = data == "celeba" or data.split(":")[0] == "builtin"  # not files (data.sources)
+        if own_data and args.data is None and not named_source and not Path(data).exists():
+            held_out = f" (its last {cfg.holdout} images were held out from training)" if cfg.holdout else ""
+            raise ValueError(f"the model was trained on {data}, which is not here: give --data, your copy of "
+                             f"it{held_out}")
         holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
         attrs = args.attrs or (cfg.attrs if own_data else None) or None
         scores = evaluate(args.model, data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,

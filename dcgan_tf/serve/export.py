@@ -148,7 +148,15 @@ def _write_savedmodel(generator, cfg, directory, weights):
 def _write_export(generator, cfg, directory, weights):
     _write_savedmodel(generator, cfg, directory, weights)
     _save_keras(generator, directory / GENERATOR_FILE, weights)
-    cfg.save(directory)
+    without_machine_paths(cfg).save(directory)
+
+
+def without_machine_paths(cfg):
+    """The config an export records: its data and labels by file name, not by the path they had on
+    the machine it trained on (an export is shared; `evaluate --data` names the user's own copy)."""
+    def name(source):
+        return Path(source).name if "/" in source or "\\" in source else source
+    return cfg.replace(data=name(cfg.data), attrs=name(cfg.attrs))
 
 
 @tf32.disabled()  # a TF32 difference would not be the export's
