@@ -85,7 +85,7 @@ def test_existing_run_is_not_overwritten(trained_run):
 @pytest.mark.parametrize("args, message", [
     (["--data", "no/such/dir"], "data path does not exist: no/such/dir"),
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
-    (["--image-size", "50"], "image_size must equal"),
+    (["--image-size", "50"], "image_size (--image-size) 50: the tiny preset's generator grows its start grid 4x, so the size must be a positive multiple of 4"),
     (["--loss", "bogus"], "loss must be one of bce, hinge, lsgan, wgan"),
     (["--resume", "--out", "runs/none"], "no dcgan_config.json"),
     (["--holdout", "partition.txt"], "argument --holdout: partition.txt: expected a count or CelebA's"),
