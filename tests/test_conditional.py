@@ -318,7 +318,8 @@ def test_evaluate_gives_a_conditional_models_faces_the_real_attributes(condition
     other = shutil.copytree(root / "faces", tmp_path / "other")
     argv = ["--model", str(export), "--n", "6", "--cache-dir", str(tmp_path)]
     assert "is a conditional model: give --attrs" in error_of(argv + ["--data", str(other)], capsys, evaluate_cli.main)
-    evaluate_cli.main(argv)  # its own data and labels, from its config.json
+    # its own data and labels, from the run's config (an export names them by file name alone)
+    evaluate_cli.main(["--model", str(run), *argv[2:]])
     labels = [[int(v == "1") for v in line.split()[1::2]] for line in (root / "attrs.txt").read_text().splitlines()[2:8]]
     expected = expected_faces(run, latent.sample(6, 16, seed=0).numpy(), labels)  # Smiling and Eyeglasses columns
     assert np.abs(seen[-1].astype(int) - expected).max() <= 1

@@ -62,6 +62,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("stopped")
     finally:
+        explorer.stop()
         server.server_close()
 
 

@@ -182,6 +182,11 @@ class Explorer:
         finally:
             self._admitted.release()
 
+    def stop(self, timeout=60):
+        """Wait for the generation in progress and let no other start. The server's request threads
+        are daemons: Python leaves them at exit, and one left inside TensorFlow aborts the process."""
+        self._turn.acquire(timeout=timeout)
+
     def model_info(self, query):
         return _json({"model": self.model, "latent_dim": self.generator.latent_dim, "image_size": self.image_size,
                       "attributes": list(self.directions),
