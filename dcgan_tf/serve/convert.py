@@ -98,8 +98,13 @@ def _write_web(onnx, out_dir, cfg, ort_dir):
     ONNX form's; the page's own faces are tested in Chromium: tests/test_web_export.py)."""
     start = time.perf_counter()
     path = web.write_web(onnx.path, out_dir / "web", cfg.latent_dim, cfg.image_size, ort_dir)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return dataclasses.replace(onnx, form="web", path=path, size=size, write_seconds=time.perf_counter() - start)
+    return dataclasses.replace(onnx, form="web", path=path, size=_size_on_disk(path),
+                               write_seconds=time.perf_counter() - start)
+
+
+def _size_on_disk(path):
+    """Bytes of a file, or of all the files in a folder."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def check_inputs(cfg):
@@ -146,8 +151,7 @@ def _checked(form, path, load, inputs, reference, reference_name, write_seconds)
         raise ConversionError(f"the {form} form's faces differ from the {reference_name}'s by up to "
                               f"{difference.max()} levels of 255 (at most {MAX_DIFFERENCE}); nothing was written "
                               "for it (with --weights float16, try float32)")
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
-    return Artefact(form, path, size, int(difference.max()), float(difference.mean()), reference_name,
+    return Artefact(form, path, _size_on_disk(path), int(difference.max()), float(difference.mean()), reference_name,
                     write_seconds, run_seconds)
 
 
