@@ -24,7 +24,7 @@ from dcgan_tf.metrics import evaluate, fid
 from dcgan_tf.model import latent
 from dcgan_tf.serve.generation import FaceGenerator
 from dcgan_tf.train.run import train
-from dcgan_tf.utils.images import save_grid
+from dcgan_tf.utils.images import save_grid, to_uint8
 
 
 def short_name(row):
@@ -50,7 +50,7 @@ def save_grids(gan, run_dir, n=64):
     """The trained and the EMA generator's faces for the same latent batch, side by side in the README."""
     z = latent.sample(n, gan.latent_dim, seed=7)
     for name, generator in (("raw", gan.generator), ("ema", gan.sampling_generator)):
-        save_grid(latent.to_uint8(generator(z, training=False)).numpy(), run_dir / f"{name}.png")
+        save_grid(to_uint8(generator(z, training=False)).numpy(), run_dir / f"{name}.png")
 
 
 def run_row(name, overrides, seed, args, real):

@@ -15,11 +15,12 @@ import keras
 
 from dcgan_tf.metrics import evaluate
 from dcgan_tf.model import ema, latent
+from dcgan_tf.utils.images import to_uint8
 
 
 def scores(generator, real, n, seed, batch_size=100):
     z = latent.sample(n, int(generator.inputs[0].shape[-1]), seed)
-    batches = (latent.to_uint8(generator(z[i:i + batch_size], training=False)).numpy() for i in range(0, n, batch_size))
+    batches = (to_uint8(generator(z[i:i + batch_size], training=False)).numpy() for i in range(0, n, batch_size))
     return evaluate.score(real, batches)
 
 

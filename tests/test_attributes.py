@@ -9,8 +9,7 @@ import pytest
 from conftest import ROOT, random_images
 from PIL import Image
 
-from dcgan_tf.cli import generate
-from dcgan_tf.cli import attributes
+from dcgan_tf.cli import attributes, generate
 from dcgan_tf.config import preset
 from dcgan_tf.data.sources import load_images
 from dcgan_tf.edit import classifier
@@ -25,13 +24,13 @@ from dcgan_tf.edit.directions import (
     edit_points,
     fit_boundary,
     fit_directions,
+    load_directions,
     logistic_regression,
 )
 from dcgan_tf.model import latent
 from dcgan_tf.model.networks import build_generator
-from dcgan_tf.edit.directions import load_directions
-from dcgan_tf.serve.loader import load, model_dir
 from dcgan_tf.serve.generation import FaceGenerator
+from dcgan_tf.serve.loader import load, model_dir
 
 NAMES = ("Bright", "Reddish", "Smiling")
 

@@ -22,6 +22,7 @@ from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.serve.generation import FaceGenerator
 from dcgan_tf.serve.loader import load
+from dcgan_tf.utils.images import to_uint8
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 NAMES = ("Smiling", "Eyeglasses")
@@ -158,7 +159,7 @@ def test_export_signatures_take_the_attributes(conditional_run):
     z = latent.sample(4, cfg.latent_dim, seed=2)
     attributes = tf.constant([[1, 0], [0, 1], [1, 1], [0, 0]], tf.float32)
     served = serving(z=z, attributes=attributes)["images"].numpy()
-    expected = latent.to_uint8(generator([z, attributes], training=False)).numpy()
+    expected = to_uint8(generator([z, attributes], training=False)).numpy()
     assert np.abs(served.astype(int) - expected).max() <= 1
     from_keras = keras.saving.load_model(export / "generator.keras")([z, attributes], training=False)
     np.testing.assert_allclose(from_keras.numpy(), generator([z, attributes], training=False).numpy(), atol=1e-5)

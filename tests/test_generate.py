@@ -23,6 +23,7 @@ from dcgan_tf.model.gan import build_gan
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.serve.generation import FaceGenerator, write_grid, write_walk
 from dcgan_tf.serve.loader import load
+from dcgan_tf.utils.images import to_uint8
 
 TILE = 16 + 2  # tiny preset images plus grid padding
 
@@ -81,7 +82,7 @@ def test_savedmodel_loads_without_dcgan_tf_and_matches_the_generator(exported, t
     for tag in ("a", "b"):
         run_clean_python(CLEAN_LOAD.format(path=path, tag=tag), cwd=tmp_path)
     served = np.load(tmp_path / "served.npy")
-    expected = latent.to_uint8(generator(z, training=False)).numpy()
+    expected = to_uint8(generator(z, training=False)).numpy()
     assert served.shape == (6, 16, 16, 3) and served.dtype == np.uint8
     assert np.abs(served.astype(int) - expected).max() <= 1
     first, second = np.load(tmp_path / "sampled_a.npy"), np.load(tmp_path / "sampled_b.npy")
@@ -161,7 +162,7 @@ def test_query_shows_the_fixed_points_and_a_user_vector(exported, tmp_path):
     generate.main([str(path), "query", "--vector", str(tmp_path / "v.npy"), "--out", str(out)])
     grid = np.asarray(Image.open(out))
     assert grid.shape == (TILE + 2, 4 * TILE + 2, 3)
-    zeros = latent.to_uint8(generator(np.zeros((1, cfg.latent_dim), np.float32), training=False)).numpy()[0]
+    zeros = to_uint8(generator(np.zeros((1, cfg.latent_dim), np.float32), training=False)).numpy()[0]
     assert np.abs(grid[2:18, 2:18].astype(int) - zeros).max() <= 1
 
 
@@ -344,7 +345,7 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(exported, tmp_path
     assert not (earlier / "stale.txt").exists() and partial_files(tmp_path) == []
     assert {"saved_model.pb", "generator.keras", "dcgan_config.json"} <= {p.name for p in earlier.iterdir()}
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
-    expected = latent.to_uint8(generator(z, training=False)).numpy()
+    expected = to_uint8(generator(z, training=False)).numpy()
     assert np.abs(load(earlier).faces(z).astype(int) - expected).max() <= 1
 
 
@@ -359,11 +360,11 @@ def test_a_float16_export_is_half_the_size_and_makes_the_same_faces(exported, tm
     weights_size = lambda export: zipfile.ZipFile(export / "generator.keras").getinfo("model.weights.h5").file_size
     assert weights_size(path) - weights_size(half) >= 1.9 * generator.count_params()  # about 2 bytes less a weight
     z = latent.sample(64, cfg.latent_dim, seed=2).numpy()
-    expected = latent.to_uint8(generator(z, training=False)).numpy().astype(int)
+    expected = to_uint8(generator(z, training=False)).numpy().astype(int)
     keras_generator = load(half).generator
     assert {w.dtype for w in keras_generator.weights} == {"float32"}  # computes in full precision
     savedmodel = tf.saved_model.load(str(half)).signatures["serving_default"]
-    for images in (latent.to_uint8(keras_generator(z, training=False)), savedmodel(z=tf.constant(z))["images"],
+    for images in (to_uint8(keras_generator(z, training=False)), savedmodel(z=tf.constant(z))["images"],
                    load(half).faces(z)):
         assert np.abs(np.asarray(images).astype(int) - expected).mean() <= 1
     check_ops(half)
@@ -386,8 +387,8 @@ def test_a_float16_generator_keras_computes_in_float32_in_plain_keras(exported, 
     np.save(tmp_path / "z.npy", z)
     printed = run_clean_python(PLAIN_KERAS.format(path=half), cwd=tmp_path)
     assert printed.split() == ["['float32']", "['float32']", "<dtype:", "'float32'>"]
-    images = latent.to_uint8(np.load(tmp_path / "out.npy")).numpy().astype(int)
-    assert np.abs(images - latent.to_uint8(generator(z, training=False)).numpy()).mean() <= 1
+    images = to_uint8(np.load(tmp_path / "out.npy")).numpy().astype(int)
+    assert np.abs(images - to_uint8(generator(z, training=False)).numpy()).mean() <= 1
 
 
 def test_an_export_computes_in_float32_whatever_the_global_policy(exported, tmp_path):
@@ -508,7 +509,7 @@ def test_an_export_is_read_from_its_generator_keras_not_its_savedmodel(exported,
     mixed = shutil.copytree(path, tmp_path / "mixed")
     shutil.copytree(model, mixed, dirs_exist_ok=True)  # a foreign SavedModel beside our generator.keras
     z = latent.sample(3, cfg.latent_dim, seed=2).numpy()
-    expected = latent.to_uint8(generator(z, training=False)).numpy()
+    expected = to_uint8(generator(z, training=False)).numpy()
     assert np.abs(load(mixed).faces(z).astype(int) - expected).max() <= 1
     assert not marker.exists()
 

@@ -12,6 +12,7 @@ from dcgan_tf.config import preset
 from dcgan_tf.model import augment, latent, losses, precision
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_discriminator
+from dcgan_tf.utils.images import to_uint8
 
 REAL, FAKE = tf.constant([2.0, -1.0]), tf.constant([0.5, -3.0])
 
@@ -157,7 +158,7 @@ def test_ema_generator_averages_the_trained_weights_with_a_warm_up():
         np.testing.assert_allclose(average.numpy(), 0.9 * old + 0.1 * weight.numpy(), rtol=1e-5, atol=1e-7)
     for average, statistic in statistics:  # BatchNorm statistics are copied
         np.testing.assert_array_equal(average.numpy(), statistic.numpy())
-    np.testing.assert_array_equal(gan.generate(3, seed=4), latent.to_uint8(averaged(latent.sample(3, 16, 4))).numpy())
+    np.testing.assert_array_equal(gan.generate(3, seed=4), to_uint8(averaged(latent.sample(3, 16, 4))).numpy())
     assert build_gan(preset("tiny", ema=0.0)).sampling_generator is not None
     plain = build_gan(preset("tiny", ema=0.0))
     assert plain.sampling_generator is plain.generator and plain.ema_generator is None

@@ -36,6 +36,7 @@ from dcgan_tf.model import ada, augment, ema, latent, losses, precision
 from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.model.optimizer_pair import OptimizerPair
 from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
+from dcgan_tf.utils.images import to_uint8
 
 
 class Stream(enum.IntEnum):
@@ -120,7 +121,7 @@ class DCGAN(keras.Model):
             if attributes is None:
                 raise ValueError(f"a conditional GAN needs the {self.attribute_count} attribute values of its faces")
             z = [z, tf.broadcast_to(tf.constant(attributes, tf.float32), (n, self.attribute_count))]
-        return latent.to_uint8(self(z)).numpy()
+        return to_uint8(self(z)).numpy()
 
     def compile(self, d_optimizer, g_optimizer, loss_fn="bce", label_smoothing=0.0, reuse_fake=True,
                 diffaugment="", gp="none", gp_weight=10.0, n_critic=1, **kwargs):

@@ -113,9 +113,3 @@ def query_points(latent_dim, vector=None):
             raise ValueError("the query vector holds NaN or Inf values: give finite numbers")
         points.append(vector)
     return np.stack(points)
-
-
-def to_uint8(images):
-    """[-1, 1] floats -> uint8 pixels."""
-    images = tf.cast(images, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)

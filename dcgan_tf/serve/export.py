@@ -31,6 +31,7 @@ from dcgan_tf.serve import loader
 from dcgan_tf.serve.loader import GENERATOR_FILE
 from dcgan_tf.utils import tf32
 from dcgan_tf.utils.files import written_atomically
+from dcgan_tf.utils.images import to_uint8
 
 KERAS_WEIGHTS = "model.weights.h5"  # the weights member of a .keras archive
 MAX_MEAN_DIFFERENCE = 1.0  # pixel levels of 255, averaged over CHECK_FACES faces
@@ -126,7 +127,7 @@ def _write_savedmodel(generator, cfg, directory, weights):
         count = len(cfg.condition)
 
         def images_from_z(z, attributes):
-            return {"images": latent.to_uint8(run([z, attributes]))}
+            return {"images": to_uint8(run([z, attributes]))}
 
         def sample(num, seed, attributes):  # the same attribute values for all num faces
             return images_from_z(latent.sample(num, cfg.latent_dim, seed), tf.broadcast_to(attributes, [num, count]))
@@ -135,7 +136,7 @@ def _write_savedmodel(generator, cfg, directory, weights):
         module.attribute_names = tf.function(lambda: {"names": tf.constant(cfg.condition)}, input_signature=[])
     else:
         def images_from_z(z):
-            return {"images": latent.to_uint8(run(z))}
+            return {"images": to_uint8(run(z))}
 
         def sample(num, seed):
             return images_from_z(latent.sample(num, cfg.latent_dim, seed))
@@ -184,8 +185,8 @@ def _check_export_matches(generator, cfg, directory):
 
 def uint8_images(model):
     """A Keras generator as inputs {"z"[, "attributes"]} -> uint8 image array."""
-    return lambda inputs: latent.to_uint8(model(list(inputs.values()) if len(inputs) > 1 else inputs["z"],
-                                                training=False)).numpy()
+    return lambda inputs: to_uint8(model(list(inputs.values()) if len(inputs) > 1 else inputs["z"],
+                                    training=False)).numpy()
 
 
 def export_run(path, out_dir, weights="float32"):

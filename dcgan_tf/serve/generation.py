@@ -18,7 +18,7 @@ from dcgan_tf.edit import conditioning
 from dcgan_tf.utils import memory
 from dcgan_tf.utils.batches import in_batches
 from dcgan_tf.utils.files import written_atomically
-from dcgan_tf.utils.images import GridCanvas, make_grid
+from dcgan_tf.utils.images import GridCanvas, make_grid, to_uint8
 
 GRID_LIMIT_BYTES = 2**30  # the pixels of one grid PNG; larger sets of faces are for --individual
 
@@ -38,13 +38,12 @@ class FaceGenerator:
         """A Keras generator (tanh images in [-1, 1]) as z -> uint8 images, traced once for any
         batch size (faster than eager calls, most for one face at a time); a conditional one
         (inputs [z, attributes]) as rows [z | attributes] -> uint8 images."""
-        from dcgan_tf.model import latent
         latent_dim = int(generator.inputs[0].shape[-1])
         count = int(generator.inputs[1].shape[-1]) if len(generator.inputs) == 2 else 0
 
         def images(rows):
             inputs = conditioning.split_rows(rows, latent_dim) if count else rows
-            return latent.to_uint8(generator(inputs, training=False))
+            return to_uint8(generator(inputs, training=False))
         fn = tf.function(images, input_signature=[tf.TensorSpec([None, latent_dim + count], tf.float32)])
         return cls(fn, latent_dim, (tuple(attributes) or conditioning.positional_names(count)) if count else ())
 

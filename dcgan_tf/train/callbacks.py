@@ -11,7 +11,7 @@ from dcgan_tf.edit import conditioning
 from dcgan_tf.model import ema, latent
 from dcgan_tf.train import plots
 from dcgan_tf.utils import signals
-from dcgan_tf.utils.images import save_grid
+from dcgan_tf.utils.images import save_grid, to_uint8
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -143,7 +143,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not finite(logs):
             return
-        images = latent.to_uint8(self.model.sampling_generator(self.inputs, training=False)).numpy()
+        images = to_uint8(self.model.sampling_generator(self.inputs, training=False)).numpy()
         path = save_grid(images, self.directory / f"epoch_{epoch + 1:03d}.png")
         if self.writer is not None:
             import tensorflow as tf

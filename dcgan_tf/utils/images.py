@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 from dcgan_tf.utils.files import written_atomically
@@ -24,6 +25,12 @@ class GridCanvas:
         r, c = divmod(index, self.cols)
         top, left = self.padding + r * (self.h + self.padding), self.padding + c * (self.w + self.padding)
         self.array[top:top + self.h, left:left + self.w] = image
+
+
+def to_uint8(images):
+    """A generator's [-1, 1] images -> uint8 pixels (in a tf.function and a SavedModel too)."""
+    images = tf.cast(images, tf.float32)
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
 def make_grid(images, rows=None, padding=2):
