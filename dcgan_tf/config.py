@@ -51,7 +51,7 @@ class Config:
     # Optimisation (Adam per the DCGAN paper).
     batch_size: int = 32
     lr: float = 2e-4
-    d_lr: float = 0.0  # 0 means: same as lr
+    d_lr: float | None = None  # None: D learns at lr too
     beta1: float = 0.5
     beta2: float = 0.999
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
@@ -145,7 +145,7 @@ class Config:
             f"strategy must be one of {', '.join(STRATEGIES)}": self.strategy in STRATEGIES,
             "mixed_precision must be float32, mixed_float16 or mixed_bfloat16": self.mixed_precision in (
                 "float32", "mixed_float16", "mixed_bfloat16"),
-            "lr must be > 0 and d_lr >= 0 (0: the same as lr)": self.lr > 0 and self.d_lr >= 0,
+            "lr and d_lr must be > 0": self.lr > 0 and (self.d_lr is None or self.d_lr > 0),
             "beta1 and beta2 must be in [0, 1)": 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1,
             "d_lr_half_life and g_lr_half_life must be >= 0 (0: constant)": min(
                 self.d_lr_half_life, self.g_lr_half_life) >= 0,
@@ -173,8 +173,10 @@ class Config:
         edited by hand: "epochs": "ten" is an error naming the field, not a TypeError later."""
         wrong = []
         for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), type(f.default)
-            if f.name in NAME_LISTS:
+            value, kind = getattr(self, f.name), OPTIONAL_FIELDS.get(f.name, type(f.default))
+            if value is None and f.name in OPTIONAL_FIELDS:
+                ok = True
+            elif f.name in NAME_LISTS:
                 kind = list
                 ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value)
             elif kind is tuple:
@@ -194,7 +196,7 @@ class Config:
 
     @property
     def discriminator_lr(self):
-        return self.d_lr or self.lr
+        return self.lr if self.d_lr is None else self.d_lr
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -209,6 +211,8 @@ class Config:
         if unknown:
             shown = ", ".join(name[:40] for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
             raise ValueError(f"unknown config keys: {shown}")
+        if values.get("d_lr") == 0:  # how configs saved before d_lr could be None said "the same as lr"
+            values = {**values, "d_lr": None}
         return cls(**values)
 
     def save(self, directory):
@@ -267,6 +271,7 @@ def find_config(directory):
 _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
                tuple: "a list of integers", list: "a list of names"}
 NAME_LISTS = ("condition",)  # the tuple fields that hold names, not integers
+OPTIONAL_FIELDS = {"d_lr": float}  # the fields that may be None, and the type of their other values
 
 
 def _is_int(value):

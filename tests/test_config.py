@@ -42,7 +42,17 @@ def test_inconsistent_sizes_are_rejected():
         preset("keras64", image_size=64, g_start=4)
 
 
-@pytest.mark.parametrize("change", [{"label_smoothing": 0.7}, {"batch_size": 0}, {"g_activation": "tanh"}])
+def test_d_lr_none_follows_lr_and_an_old_config_s_zero_still_means_that(tmp_path):
+    assert preset("tiny", lr=1e-4).discriminator_lr == 1e-4
+    assert preset("tiny", lr=1e-4, d_lr=3e-4).discriminator_lr == 3e-4
+    legacy = {**preset("tiny").to_dict(), "d_lr": 0.0, "lr": 1e-4}  # as runs saved before d_lr could be None
+    (tmp_path / "dcgan_config.json").write_text(json.dumps(legacy))
+    assert (Config.load(tmp_path).d_lr, Config.load(tmp_path).discriminator_lr) == (None, 1e-4)
+    with pytest.raises(ValueError, match="d_lr must be a number, got 'fast'"):
+        Config.from_dict({**legacy, "d_lr": "fast"})
+
+
+@pytest.mark.parametrize("change", [{"label_smoothing": 0.7}, {"batch_size": 0}, {"g_activation": "tanh"}, {"d_lr": -1e-4}])
 def test_bad_values_are_rejected(change):
     with pytest.raises(ValueError, match="invalid config"):
         preset("tiny", **change)

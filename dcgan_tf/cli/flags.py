@@ -3,7 +3,7 @@
 import argparse
 import dataclasses
 
-from dcgan_tf.config import NAME_LISTS, Config
+from dcgan_tf.config import NAME_LISTS, OPTIONAL_FIELDS, Config
 from dcgan_tf.data.sources import holdout_count
 
 HELP = {
@@ -13,7 +13,7 @@ HELP = {
     "limit": "train on the first N images only (0: all)",
     "conv_dim": "width multiplier of both networks",
     "label_smoothing": "one-sided: real targets become 1 - value",
-    "d_lr": "D's Adam learning rate (0, the default: the same as --lr)",
+    "d_lr": "D's Adam learning rate (default: the same as --lr)",
     "mixed_precision": ("float32 (default), mixed_float16 or mixed_bfloat16; bfloat16 steps are faster on CPUs "
                         "that compute it, but its faces were worse for the same steps (README: Performance)"),
     "strategy": "tf.distribute: auto (mirrored on >1 GPU), default, mirrored, multiworker (TF_CONFIG) or tpu",
@@ -90,7 +90,8 @@ def _flag_type(field):
         return parse_holdout
     if field.name in NAME_LISTS:
         return _parse_names
-    return {bool: _parse_bool, tuple: _parse_ints}.get(type(field.default), type(field.default))
+    kind = OPTIONAL_FIELDS.get(field.name, type(field.default))
+    return {bool: _parse_bool, tuple: _parse_ints}.get(kind, kind)
 
 
 def add_config_flags(parser):

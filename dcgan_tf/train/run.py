@@ -241,7 +241,7 @@ def _fit(run, resume, initial_epoch, verbose, log, extra_callbacks):
         initial_epoch = checkpoint.restore()
         run_logs.trim_logs(run.run_dir, initial_epoch, gan.step_count())
         # Recorded in dcgan_config.json, so the run says what it trains with and a resume keeps it.
-        cfg = run.cfg = run.cfg.replace(lr=run.cfg.lr * 0.5, d_lr=run.cfg.d_lr * 0.5)
+        cfg = run.cfg = run.cfg.replace(lr=run.cfg.lr * 0.5, d_lr=run.cfg.discriminator_lr * 0.5)
         gan.set_learning_rates(cfg.discriminator_lr, cfg.lr)
         cfg.save(run.run_dir)
         log(f"{problem}: rolled back to {checkpoint.latest} (epoch {initial_epoch}) and halved the learning "
