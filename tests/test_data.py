@@ -9,8 +9,9 @@ import pytest
 from conftest import CELEBA_ZIP, random_images
 from PIL import Image
 
+from dcgan_tf.data.decoding import DataError, parse_crop
 from dcgan_tf.data.pipeline import make_dataset
-from dcgan_tf.data.sources import DataError, holdout_count, load_images, parse_crop
+from dcgan_tf.data.sources import holdout_count, load_images
 from dcgan_tf.utils.memory import NotEnoughMemory
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
+from dcgan_tf.data.decoding import DataError
 from dcgan_tf.data.faces import render_faces
-from dcgan_tf.data.sources import DataError, load_images
+from dcgan_tf.data.sources import load_images
 
 
 def test_faces_have_the_requested_shape_and_use_the_value_range():

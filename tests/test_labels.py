@@ -7,8 +7,9 @@ import pytest
 from conftest import CELEBA_ATTRS, CELEBA_ZIP, random_images
 from PIL import Image
 
+from dcgan_tf.data.decoding import DataError
 from dcgan_tf.data.labels import LabelError, load_labelled_images, read_attributes
-from dcgan_tf.data.sources import DataError, split_part
+from dcgan_tf.data.sources import split_part
 
 GOOD = """3
 Smiling Male  Eyeglasses

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan_tf.cli.flags import ArgumentParser, parse_holdout
-from dcgan_tf.data.sources import DataError
+from dcgan_tf.data.decoding import DataError
 from dcgan_tf.utils.files import written_atomically
 
 STRENGTHS = np.linspace(-3.0, 3.0, 7)

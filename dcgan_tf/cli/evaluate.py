@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser, parse_holdout
-from dcgan_tf.data.sources import DataError
+from dcgan_tf.data.decoding import DataError
 from dcgan_tf.metrics import inception
 from dcgan_tf.metrics.evaluate import evaluate, report
 from dcgan_tf.serve.loader import load_config

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
+from dcgan_tf.data.decoding import DataError
 from dcgan_tf.data.prepare import prepare
-from dcgan_tf.data.sources import DataError
 
 
 def main(argv=None):

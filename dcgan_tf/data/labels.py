@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan_tf.data.decoding import DataError
 from dcgan_tf.data.download import ATTRIBUTES, resolve_dataset_path
-from dcgan_tf.data.sources import DataError, load_images
+from dcgan_tf.data.sources import load_images
 from dcgan_tf.utils.files import regular_file
 
 

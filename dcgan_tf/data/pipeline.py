@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from dcgan_tf.data.sources import DataError
+from dcgan_tf.data.decoding import DataError
 
 
 def check_batch_size(count, batch_size):
