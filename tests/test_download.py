@@ -21,16 +21,14 @@ from conftest import ROOT, random_images
 from PIL import Image
 
 from dcgan_tf.cli import download as download_cli
-from dcgan_tf.data import download
+from dcgan_tf.data import download, hosts
 from dcgan_tf.data.download import (
     DownloadError,
-    KaggleSource,
     NotDownloaded,
     RemoteFile,
-    google_drive,
-    mirror,
     resolve_dataset_path,
 )
+from dcgan_tf.data.hosts import KaggleSource, google_drive, mirror
 from dcgan_tf.utils import locks
 
 QUOTA_PAGE = b"""<html><head><title>Google Drive - Quota exceeded</title></head><body>
@@ -141,7 +139,7 @@ class FakeServer:
 
 @pytest.fixture
 def server(monkeypatch):
-    monkeypatch.setattr(download, "TIMEOUT", 5)
+    monkeypatch.setattr(hosts, "TIMEOUT", 5)
     fake = FakeServer()
     yield fake
     fake.close()
@@ -187,7 +185,7 @@ def test_resumes_after_a_connection_cut_mid_file(server, tmp_path, capsys):
 
 def test_a_partial_file_is_kept_and_resumed_by_the_next_run(server, tmp_path, capsys):
     server.routes["/m/list_attr_celeba.txt"] = (200, None, ATTRS)
-    server.cut = download.TRIES  # every connection of this run breaks
+    server.cut = hosts.TRIES  # every connection of this run breaks
     target, partial = tmp_path / "list_attr_celeba.txt", tmp_path / ".list_attr_celeba.txt.partial"
     with pytest.raises(DownloadError, match="are kept for the next run to resume"):
         download.fetch(FILES[0], target, [mirror(server.url + "/m")])
@@ -307,7 +305,7 @@ def test_kaggle_after_a_drive_quota_page(server, tmp_path, capsys, monkeypatch):
 
 def test_kaggle_needs_its_client(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(download.SourceError, match=r"the kaggle client is not installed \(pip install kaggle\)"):
+    with pytest.raises(hosts.SourceError, match=r"the kaggle client is not installed \(pip install kaggle\)"):
         KaggleSource("someone/celeba").fetch(FILES[0], tmp_path / ".partial")
 
 
@@ -322,7 +320,7 @@ def test_cli_prints_the_paths(server, tmp_path, capsys, monkeypatch):
 
 
 def test_cli_without_network(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(download, "DRIVE_URL", closed_port_url() + "/uc")
+    monkeypatch.setattr(hosts, "DRIVE_URL", closed_port_url() + "/uc")
     with pytest.raises(SystemExit) as exit:
         download_cli.main(["celeba", "--to", str(tmp_path)])
     assert exit.value.code == ("download: error: cannot reach any source of list_attr_celeba.txt: "
@@ -436,8 +434,8 @@ def endless_body(handler):
 def test_a_body_longer_than_the_file_is_cut_at_its_size(server, tmp_path, capsys, monkeypatch):
     """Case 9: with no length announced, no more than the file's size is written, then refused."""
     written = []
-    copy = download._copy
-    monkeypatch.setattr(download, "_copy", lambda response, out, size, progress: (
+    copy = hosts._copy
+    monkeypatch.setattr(hosts, "_copy", lambda response, out, size, progress: (
         copy(response, out, size, progress), written.append(out.tell())))
     server.routes["/m/list_attr_celeba.txt"] = endless_body
     with pytest.raises(DownloadError):
@@ -463,8 +461,8 @@ def trickle(handler):
 
 def test_a_trickling_server_counts_as_a_lost_connection(server, tmp_path, capsys, monkeypatch):
     """Case 15: bytes that keep coming, too slowly, do not keep the download waiting forever."""
-    monkeypatch.setattr(download, "MIN_RATE", 100)
-    monkeypatch.setattr(download, "RATE_WINDOW", 0.3)
+    monkeypatch.setattr(hosts, "MIN_RATE", 100)
+    monkeypatch.setattr(hosts, "RATE_WINDOW", 0.3)
     server.routes["/m/list_attr_celeba.txt"] = trickle
     started = time.monotonic()
     with pytest.raises(DownloadError, match="are kept for the next run to resume"):
@@ -511,7 +509,7 @@ def test_a_read_only_or_full_disk_is_one_line(server, tmp_path, monkeypatch):
     def full(response, out, size, progress):
         out.write(ATTRS[:5])
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(download, "_copy", full)
+    monkeypatch.setattr(hosts, "_copy", full)
     with pytest.raises(SystemExit) as exit:
         download_cli.main(["celeba", "--to", str(tmp_path), "--mirror", server.url + "/m"])
     partial = tmp_path / ".list_attr_celeba.txt.partial"

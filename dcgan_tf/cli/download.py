@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser
-from dcgan_tf.data import download
+from dcgan_tf.data import download, hosts
 from dcgan_tf.utils.locks import InUse
 
 
@@ -36,18 +36,18 @@ def main(argv=None):
                         help="a Kaggle dataset that holds the files by name; tried last, with the kaggle client")
     args = parser.parse_args(argv)
     try:
-        sources = [download.mirror(url) for url in args.mirror] + [download.google_drive(download.DRIVE_URL)]
-        sources += [download.KaggleSource(args.kaggle)] if args.kaggle else []
+        sources = [hosts.mirror(url) for url in args.mirror] + [hosts.google_drive(hosts.DRIVE_URL)]
+        sources += [hosts.KaggleSource(args.kaggle)] if args.kaggle else []
         paths = download.download(download.CELEBA, args.to, sources)
     except (download.DownloadError, ValueError, InUse) as error:
         sys.exit(f"download: error: {error}")
     except KeyboardInterrupt:
-        download.say("download: interrupted; run the same command again to resume")
+        hosts.say("download: interrupted; run the same command again to resume")
         sys.exit(130)
     for path in paths:
         print(path)
     flag = "celeba" if args.to.expanduser().resolve() == download.DEFAULT_DIR.resolve() else args.to / download.IMAGES
-    download.say(f"train on it: python train.py --preset dcgan32 --data {flag}")
+    hosts.say(f"train on it: python train.py --preset dcgan32 --data {flag}")
 
 
 if __name__ == "__main__":
