@@ -99,8 +99,9 @@ def main():
     parser.add_argument("--mixed-precision", default="float32")
     args = parser.parse_args()
     image_size = preset(args.preset).image_size
-    real = evaluate.real_features(args.data, args.n, image_size, progress=False, holdout=args.holdout, part="holdout")
-    floor = evaluate.floor(real, args.data, image_size, "auto", args.holdout, progress=False)
+    held_out = evaluate.RealSet(args.data, args.holdout, "holdout")
+    real = held_out.features(args.n, image_size, progress=False)
+    floor = held_out.floor(real, image_size, progress=False)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for name, overrides in ROWS.items():

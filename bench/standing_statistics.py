@@ -36,7 +36,7 @@ def main():
     args = parser.parse_args()
     generator = keras.saving.load_model(args.model, safe_mode=True)
     size = int(generator.outputs[0].shape[1])
-    real = evaluate.real_features(args.data, args.n, size, holdout=args.holdout, part="holdout", progress=False)
+    real = evaluate.RealSet(args.data, args.holdout, "holdout").features(args.n, size, progress=False)
     latent_dim = int(generator.inputs[0].shape[-1])
     standing = [latent.sample(args.batches * args.batch_size, latent_dim, 123).numpy()[i:i + args.batch_size]
                 for i in range(0, args.batches * args.batch_size, args.batch_size)]

@@ -131,8 +131,9 @@ def main():
     args = parser.parse_args()
     cfg = preset("keras64", data=args.data, holdout=args.holdout)
     images, _ = load_images(cfg.data, cfg.image_size, holdout=cfg.holdout, part="train")
-    real = evaluate.real_features(cfg.data, args.n, cfg.image_size, progress=False, holdout=cfg.holdout, part="holdout")
-    floor = evaluate.floor(real, cfg.data, cfg.image_size, "auto", cfg.holdout, progress=False)
+    held_out = evaluate.RealSet(cfg.data, cfg.holdout, "holdout")
+    real = held_out.features(args.n, cfg.image_size, progress=False)
+    floor = held_out.floor(real, cfg.image_size, progress=False)
 
     results_file = args.out / "results.json"
     done = json.loads(results_file.read_text())["results"] if results_file.exists() else {}

@@ -142,8 +142,9 @@ def test_a_folder_of_images_is_scored_batch_by_batch(tmp_path, monkeypatch):
     for i, image in enumerate(random_images(10, 16)):
         Image.fromarray(image).save(folder / f"{i}.png")
     np.save(tmp_path / "real.npy", random_images(10, 16, seed=1))
-    scores = evaluate.evaluate(folder, str(tmp_path / "real.npy"), 10, image_size=16, cache_dir=tmp_path / "cache",
-                               progress=False, batch_size=4)
+    monkeypatch.setattr(evaluate, "BATCH_SIZE", 4)
+    scores = evaluate.evaluate(folder, evaluate.RealSet(str(tmp_path / "real.npy")), 10, image_size=16,
+                               cache_dir=tmp_path / "cache", progress=False)
     assert seen == {"inception": [[10], [4, 4, 2]], "mtcnn": [4, 4, 2]}  # the real set, then the fakes
     assert scores["n_fake"] == 10 and scores["face_rate"] == 0.5
 
@@ -176,7 +177,7 @@ def test_a_real_set_too_small_for_kid_fails_before_inception(tmp_path, monkeypat
     monkeypatch.setattr(inception, "features", lambda *a, **k: pytest.fail("Inception ran"))
     np.save(tmp_path / "real.npy", random_images(3, 16))
     with pytest.raises(ValueError, match="--data .*real.npy has only 3 image.s.; KID needs at least 4"):
-        evaluate.real_features(str(tmp_path / "real.npy"), 100, 16, cache_dir=tmp_path, progress=False)
+        evaluate.RealSet(str(tmp_path / "real.npy")).features(100, 16, cache_dir=tmp_path, progress=False)
 
 
 def test_an_unusable_out_fails_before_any_scoring(tmp_path, capsys):

@@ -28,7 +28,7 @@ from pathlib import Path
 from dcgan_tf.cli.flags import ArgumentParser, parse_holdout
 from dcgan_tf.data.decoding import DataError
 from dcgan_tf.metrics import inception
-from dcgan_tf.metrics.evaluate import evaluate, report
+from dcgan_tf.metrics.evaluate import RealSet, evaluate, report
 from dcgan_tf.serve.loader import load_config
 from dcgan_tf.utils.files import CACHE_DIR, check_writable, written_atomically
 
@@ -73,8 +73,9 @@ def main(argv=None):
                              f"it{held_out}")
         holdout = args.holdout if args.holdout is not None else (cfg.holdout if own_data else 0)
         attrs = args.attrs or (cfg.attrs if own_data else None) or None
-        scores = evaluate(args.model, data, args.n, args.image_size, args.crop, args.seed, args.cache_dir,
-                          holdout=holdout, against=args.against, trust_savedmodel=args.trust_savedmodel, attrs=attrs)
+        real = RealSet(data, holdout, args.against, args.crop, attrs)
+        scores = evaluate(args.model, real, args.n, args.image_size, args.seed, args.cache_dir,
+                          trust_savedmodel=args.trust_savedmodel)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
         sys.exit(f"evaluate: error: {error}")
     print(report(scores))

@@ -3,11 +3,13 @@
 """
 
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from dcgan_tf.data.download import resolve_dataset_path
+from dcgan_tf.data.labels import load_labelled_images
 from dcgan_tf.data.sources import load_images
 from dcgan_tf.edit import conditioning
 from dcgan_tf.metrics import fid, inception
@@ -15,6 +17,8 @@ from dcgan_tf.model import latent
 from dcgan_tf.serve import loader
 from dcgan_tf.utils.batches import in_batches
 from dcgan_tf.utils.files import CACHE_DIR
+
+BATCH_SIZE = 100  # faces generated and scored at a time
 
 
 def _fingerprint(data):
@@ -27,25 +31,46 @@ def _fingerprint(data):
     return [str(path), stat.st_size, stat.st_mtime_ns] if stat else str(path)
 
 
-def real_features(data, n, image_size, crop="auto", cache_dir=CACHE_DIR, progress=True, holdout=0, part="all"):
-    """Inception features of the first n real images of one part of the data (see data.split_part)."""
-    key = {"data": _fingerprint(data), "n": n, "image_size": image_size, "crop": crop,
-           "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
-    if part != "all":
-        key.update(holdout=holdout, part=part)
+@dataclass(frozen=True)
+class RealSet:
+    """The real images a model is scored against: one part of a source (holdout, train or all,
+    as data.sources.split_part cuts it), and their labels for a conditional model's faces."""
+    data: str
+    holdout: int = 0
+    part: str = "all"
+    crop: str = "auto"
+    attrs: str | None = None
 
-    def compute():
-        images, _ = load_images(data, image_size, crop, limit=n, progress=progress, holdout=holdout, part=part)
-        _check_kid_count(len(images), data, "--data")
-        return inception.features(images, progress=progress)
-    return fid.cached_features(key, compute, cache_dir)
+    def features(self, n, image_size, cache_dir=CACHE_DIR, progress=True):
+        """Inception features of the first n images of this set, cached."""
+        key = {"data": _fingerprint(self.data), "n": n, "image_size": image_size, "crop": self.crop,
+               "extractor": inception.WEIGHTS_SHA1, "resize": "tf1-bilinear-299"}
+        if self.part != "all":
+            key.update(holdout=self.holdout, part=self.part)
 
+        def compute():
+            images, _ = load_images(self.data, image_size, self.crop, limit=n, progress=progress,
+                                    holdout=self.holdout, part=self.part)
+            _check_kid_count(len(images), self.data, "--data")
+            return inception.features(images, progress=progress)
+        return fid.cached_features(key, compute, cache_dir)
 
-def floor(held_out, data, image_size, crop, holdout, cache_dir=CACHE_DIR, progress=True):
-    """The real-vs-real floor: FID and KID of as many training images as held-out features."""
-    training = real_features(data, len(held_out), image_size, crop, cache_dir, progress, holdout, "train")
-    kid_mean, _ = fid.kid(training, held_out)
-    return {"fid": fid.fid(training, held_out), "kid": kid_mean, "n": len(held_out)}
+    def floor(self, held_out, image_size, cache_dir=CACHE_DIR, progress=True):
+        """The real-vs-real floor: FID and KID of as many training images as the held-out features."""
+        training = replace(self, part="train").features(len(held_out), image_size, cache_dir, progress)
+        kid_mean, _ = fid.kid(training, held_out)
+        return {"fid": fid.fid(training, held_out), "kid": kid_mean, "n": len(held_out)}
+
+    def attributes(self, generator, model, n):
+        """A conditional generator's attribute values of the first n labelled images of this set
+        (repeated when fewer are labelled)."""
+        if self.attrs is None:
+            raise ValueError(f"{model} is a conditional model: give --attrs, the attribute labels of --data, "
+                             "so its faces take the real images' attributes")
+        # Only the labels are wanted: the images are read at a token size.
+        labelled, _ = load_labelled_images(self.data, self.attrs, 8, self.crop, progress=False, holdout=self.holdout,
+                                           part=self.part, limit=n, attributes=generator.attributes)
+        return np.resize(labelled.labels, (n, len(generator.attributes)))
 
 
 def face_rate_counter():
@@ -75,31 +100,30 @@ def score(real, batches, face_rate=None):
             "n_real": len(real), "n_fake": len(fake)}
 
 
-def evaluate(model, data, n, image_size=None, crop="auto", seed=0, cache_dir=CACHE_DIR, progress=True,
-             batch_size=100, holdout=0, against="holdout", trust_savedmodel=False, attrs=None):
-    """-> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real set
-    (`against`: holdout, train or all) and, against held-out images, the real-vs-real floor.
-    A conditional model's faces take the attributes (from `attrs`) of the real set's images."""
-    against = against if holdout else "all"
+def evaluate(model, real, n, image_size=None, seed=0, cache_dir=CACHE_DIR, progress=True, trust_savedmodel=False):
+    """n faces of `model` (any path loader.load takes, or a folder of images) against n images of
+    `real`, a RealSet -> dict with fid, kid, kid_std, face_rate, n_real, n_fake, image_size, the real
+    set's part (`against`) and, against held-out images, the real-vs-real floor."""
+    real = real if real.holdout else replace(real, part="all")
     model = Path(model)
     if model.is_dir() and not loader.is_model(model):
         if image_size is None:
             raise ValueError("--image-size is needed when --model is a folder of images")
         images, _ = load_images(str(model), image_size, "none", limit=n, progress=progress)
         _check_kid_count(len(images), model, "--model")
-        fakes = in_batches(images, batch_size)
+        fakes = in_batches(images, BATCH_SIZE)
     else:
         generator = loader.load(model, trust_savedmodel).faces
         z = latent.LatentStream(n, generator.latent_dim, seed)
         if generator.attributes:
-            z = conditioning.JoinedRows(z, real_attributes(generator, model, data, attrs, n, crop, holdout, against))
+            z = conditioning.JoinedRows(z, real.attributes(generator, model, n))
         image_size = image_size or generator(z[:1]).shape[1]
-        fakes = generator.batches(z, batch_size, progress)
+        fakes = generator.batches(z, BATCH_SIZE, progress)
     # the real set first: a bad --data fails before any fake is generated
-    real = real_features(data, n, image_size, crop, cache_dir, progress, holdout, against)
-    scores = {**score(real, fakes, face_rate_counter()), "image_size": image_size, "against": against}
-    if against == "holdout":
-        scores["floor"] = floor(real, data, image_size, crop, holdout, cache_dir, progress)
+    features = real.features(n, image_size, cache_dir, progress)
+    scores = {**score(features, fakes, face_rate_counter()), "image_size": image_size, "against": real.part}
+    if real.part == "holdout":
+        scores["floor"] = real.floor(features, image_size, cache_dir, progress)
     return scores
 
 
@@ -117,19 +141,6 @@ def report(scores):
         line += (f"\nreal-vs-real floor: FID {floor_['fid']:.2f}   KID {floor_['kid']:.4f}   "
                  f"({floor_['n']} training vs {floor_['n']} held-out images)")
     return line
-
-
-def real_attributes(generator, model, data, attrs, n, crop, holdout, part):
-    """The conditional model's attribute values of the first n labelled images of the real set
-    (that part of data; repeated when fewer are labelled)."""
-    if attrs is None:
-        raise ValueError(f"{model} is a conditional model: give --attrs, the attribute labels of --data, "
-                         "so its faces take the real images' attributes")
-    from dcgan_tf.data.labels import load_labelled_images
-    # Only the labels are wanted: the images are read at a token size.
-    labelled, _ = load_labelled_images(data, attrs, 8, crop, progress=False, holdout=holdout, part=part, limit=n,
-                                       attributes=generator.attributes)
-    return np.resize(labelled.labels, (n, len(generator.attributes)))
 
 
 def _check_kid_count(count, source, flag):
