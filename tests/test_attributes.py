@@ -93,7 +93,7 @@ def test_classifier_errors_are_one_line(labelled_folder, tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             attributes.main(["train", "--data", str(folder), "--image-size", "16", "--out",
                              str(tmp_path / "c.keras"), *argv])
-        assert exit_info.value.code.startswith("attributes: error: ") and expected in exit_info.value.code
+        assert exit_info.value.code.startswith("dcgan-tf attributes: error: ") and expected in exit_info.value.code
     assert not (tmp_path / "c.keras").exists()
 
 
@@ -187,7 +187,7 @@ def test_a_huge_n_is_refused_and_measure_is_drawn_in_batches(edit_model, tmp_pat
     with pytest.raises(SystemExit) as exit:
         attributes.main(["directions", str(export), "--classifier", str(classifier_file), "--n", "2000000000",
                          "--out", str(tmp_path / "d.npz")])
-    assert re.fullmatch(r"attributes: error: --n 2,000,000,000: fitting directions on 2,000,000,000 faces needs "
+    assert re.fullmatch(r"dcgan-tf attributes: error: --n 2,000,000,000: fitting directions on 2,000,000,000 faces needs "
                         r"about \d+\.\d GiB of memory, \d+\.\d GiB is available: use a smaller --n \(default 10000\)",
                         exit.value.code), exit.value.code
     assert list(tmp_path.iterdir()) == []

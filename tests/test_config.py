@@ -124,7 +124,7 @@ def test_an_impossible_image_size_is_refused_before_the_data_is_read(tmp_path, c
     with pytest.raises(SystemExit) as exit:
         attributes.main(["train", "--data", "missing.zip", "--attrs", "missing.txt", "--out", "c.keras",
                          "--image-size", str(size)])
-    assert exit.value.code == (f"attributes: error: --image-size {size}: the classifier needs an image size of "
+    assert exit.value.code == (f"dcgan-tf attributes: error: --image-size {size}: the classifier needs an image size of "
                                "4 * 2**k >= 8 (8, 16, 32, 64, 128 ...), the generator's resolution")
     if size < 4:
         with pytest.raises(SystemExit) as exit:

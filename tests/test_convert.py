@@ -136,7 +136,7 @@ def test_without_tf2onnx_the_onnx_form_says_what_to_install(tiny_model, tmp_path
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # import tf2onnx now raises ImportError
     with pytest.raises(SystemExit) as exit_info:
         export_cli.main([str(tiny_model), "--format", "onnx", "--out", str(tmp_path / "out")])
-    assert str(exit_info.value) == "export: error: " + convert.ONNX_MISSING
+    assert str(exit_info.value) == "dcgan-tf export: error: " + convert.ONNX_MISSING
     assert not (tmp_path / "out").exists()  # refused before any work
 
 
@@ -149,7 +149,7 @@ def test_the_web_form_without_onnxruntime_web_names_the_npm_command_before_any_w
 
 def test_bad_targets_are_one_line_errors(tiny_model, tmp_path):
     (tmp_path / "file").write_text("mine")
-    with pytest.raises(SystemExit, match="export: error: .*file exists and is not a folder"):
+    with pytest.raises(SystemExit, match="dcgan-tf export: error: .*file exists and is not a folder"):
         export_cli.main([str(tiny_model), "--out", str(tmp_path / "file")])
     bare = shutil.copytree(tiny_model, tmp_path / "bare", ignore=shutil.ignore_patterns("generator.keras"))
     with pytest.raises(SystemExit, match="a SavedModel alone cannot be exported"):

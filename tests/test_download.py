@@ -323,7 +323,7 @@ def test_cli_without_network(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hosts, "DRIVE_URL", closed_port_url() + "/uc")
     with pytest.raises(SystemExit) as exit:
         download_cli.main(["celeba", "--to", str(tmp_path)])
-    assert exit.value.code == ("download: error: cannot reach any source of list_attr_celeba.txt: "
+    assert exit.value.code == ("dcgan-tf download: error: cannot reach any source of list_attr_celeba.txt: "
                                "check the network connection")
 
 
@@ -375,7 +375,7 @@ def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
         result = download_cli_process("--to", str(tmp_path), "--mirror", server.url + "/m", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"download: error: {tmp_path / first} is in use by process {os.getpid()}: another download writes it: "
+        f"dcgan-tf download: error: {tmp_path / first} is in use by process {os.getpid()}: another download writes it: "
         "wait for it to end, or choose another --to")
     assert server.requests == [] and sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -489,7 +489,7 @@ def test_bad_to_and_mirror_are_one_line_errors(tmp_path):
         mirror_args = [] if "--mirror" in args else ["--mirror", closed_port_url()]
         result = download_cli_process(*args, *mirror_args, cwd=tmp_path)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-        assert result.stderr.strip().splitlines()[-1] == f"download: error: {message}", args
+        assert result.stderr.strip().splitlines()[-1] == f"dcgan-tf download: error: {message}", args
 
 
 def test_a_read_only_or_full_disk_is_one_line(server, tmp_path, monkeypatch):
@@ -503,7 +503,7 @@ def test_a_read_only_or_full_disk_is_one_line(server, tmp_path, monkeypatch):
         patch.setattr("tempfile.TemporaryFile", read_only)
         with pytest.raises(SystemExit) as exit:
             download_cli.main(["celeba", "--to", str(tmp_path / "ro"), "--mirror", server.url + "/m"])
-    assert exit.value.code == f"download: error: --to {tmp_path / 'ro'} is not writable (Read-only file system): " \
+    assert exit.value.code == f"dcgan-tf download: error: --to {tmp_path / 'ro'} is not writable (Read-only file system): " \
                               "choose another --to"
 
     def full(response, out, size, progress):
@@ -513,5 +513,5 @@ def test_a_read_only_or_full_disk_is_one_line(server, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit:
         download_cli.main(["celeba", "--to", str(tmp_path), "--mirror", server.url + "/m"])
     partial = tmp_path / ".list_attr_celeba.txt.partial"
-    assert exit.value.code == (f"download: error: could not write {partial} (No space left on device): free some "
+    assert exit.value.code == (f"dcgan-tf download: error: could not write {partial} (No space left on device): free some "
                                "space, or choose another --to; 0.0 KiB are kept for the next run to resume")

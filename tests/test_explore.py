@@ -376,8 +376,8 @@ def leave_mid_answer(port):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["missing_model"], "explore: error: no model at missing_model"),
-    (["missing_model", "--host", "0.0.0.0"], "explore: error: no model at missing_model"),
+    (["missing_model"], "dcgan-tf explore: error: no model at missing_model"),
+    (["missing_model", "--host", "0.0.0.0"], "dcgan-tf explore: error: no model at missing_model"),
     (["model", "--port", "70000"], "--port must be from 0 to 65515, got 70000"),
 ])
 def test_command_line_errors_are_one_line(args, message):
@@ -387,5 +387,5 @@ def test_command_line_errors_are_one_line(args, message):
     lines = [line for line in err.splitlines() if "explore" in line]  # not TensorFlow's start-up log
     assert message in lines[-1] and "Traceback" not in err, err
     if "0.0.0.0" in args:  # warned before anything else
-        assert lines[0].startswith("explore: warning: serving on 0.0.0.0: anyone who can reach this machine")
+        assert lines[0].startswith("dcgan-tf explore: warning: serving on 0.0.0.0: anyone who can reach this machine")
     assert len(lines) == 1 + ("0.0.0.0" in args), err

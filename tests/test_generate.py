@@ -440,7 +440,7 @@ def test_an_export_records_no_machine_paths_and_evaluate_asks_for_the_data(tmp_p
     assert Config.load(tmp_path / "export").data == "faces.npy"
     with pytest.raises(SystemExit) as exit_info:
         evaluate_cli.main(["--model", str(tmp_path / "export"), "--cache-dir", str(tmp_path / "cache")])
-    assert exit_info.value.code == ("evaluate: error: the model was trained on faces.npy, which is not here: give "
+    assert exit_info.value.code == ("dcgan-tf evaluate: error: the model was trained on faces.npy, which is not here: give "
                                     "--data, your copy of it (its last 8 images were held out from training)")
 
 
@@ -498,7 +498,7 @@ def test_a_savedmodel_with_file_ops_is_refused_unless_trusted(hostile, tmp_path)
 
 def test_evaluate_refuses_it_too_before_any_work(hostile, tmp_path):
     model, marker = hostile
-    with pytest.raises(SystemExit, match=r"evaluate: error: .*refusing to run this SavedModel.*\(ReadFile, WriteFile\)"):
+    with pytest.raises(SystemExit, match=r"dcgan-tf evaluate: error: .*refusing to run this SavedModel.*\(ReadFile, WriteFile\)"):
         evaluate_cli.main(["--model", str(model), "--data", "builtin:8", "--n", "4", "--cache-dir", str(tmp_path)])
     assert not marker.exists() and not list(tmp_path.iterdir())
 

@@ -169,7 +169,7 @@ def test_a_model_folder_too_small_for_kid_fails_before_any_scoring(tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
-        f"evaluate: error: --model {folder} has only 3 image(s); KID needs at least 4: add images")
+        f"dcgan-tf evaluate: error: --model {folder} has only 3 image(s); KID needs at least 4: add images")
     assert not (tmp_path / "cache").exists()  # the 1,000 real images were never scored
 
 
@@ -181,7 +181,7 @@ def test_a_real_set_too_small_for_kid_fails_before_inception(tmp_path, monkeypat
 
 
 def test_an_unusable_out_fails_before_any_scoring(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="evaluate: error: --out /proc/dcgan-tf-test is not writable"):
+    with pytest.raises(SystemExit, match="dcgan-tf evaluate: error: --out /proc/dcgan-tf-test is not writable"):
         evaluate_cli.main(["--model", str(tmp_path), "--data", "builtin:8", "--n", "4", "--out",
                        "/proc/dcgan-tf-test/scores.json"])
     with pytest.raises(SystemExit):

@@ -11,6 +11,7 @@ import tensorflow as tf
 from conftest import ROOT, epochs_logged
 from PIL import Image
 
+from dcgan_tf.cli import main as cli_main
 from dcgan_tf.cli import train
 
 
@@ -113,6 +114,20 @@ def test_holdout_takes_celebas_partition_file_as_its_count(tmp_path):
     partition.write_text("000001.jpg 0\n000002.jpg 1\n000003.jpg 2\n000004.jpg 2\n")
     assert train.parse_args(["--holdout", str(partition)]).holdout == 2
 
+
+
+@pytest.mark.parametrize("argv, prefix", [
+    (["train", "--preset", "tiny", "--loss", "bogus"], "dcgan-tf train: error: invalid config"),
+    (["generate", "no/such/model"], "dcgan-tf generate: error: no model at no/such/model"),
+    (["evaluate", "--model", "no/such/model", "--data", "builtin:8"], "dcgan-tf evaluate: error: "),
+    (["attributes", "directions", "no/such/model", "--classifier", "none.keras"], "dcgan-tf attributes: error: "),
+])
+def test_an_error_names_the_command_as_it_was_typed(argv, prefix, capsys):
+    """`dcgan-tf generate` says so in its errors, as `python generate.py` says generate.py."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(argv)
+    message = exit_info.value.code if isinstance(exit_info.value.code, str) else capsys.readouterr().err
+    assert message.startswith(prefix), message
 
 
 @pytest.mark.parametrize("args", [["--help"], ["train", "--help"]])

@@ -102,8 +102,8 @@ def directions_command(args):
                                  "mean_probability": response.round(4).tolist()})
 
 
-def parse_args(argv=None):
-    parser = ArgumentParser(prog="dcgan-tf attributes", description=__doc__)
+def parse_args(argv=None, prog="dcgan-tf attributes"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train the attribute classifier on labelled real faces")
     train.add_argument("--data", required=True, help="an image folder or a .zip of images (celeba: the downloaded one)")
@@ -141,13 +141,13 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog="dcgan-tf attributes"):
+    args = parse_args(argv, prog)
     command = train_command if args.command == "train" else directions_command
     try:
         command(args)
     except (DataError, ValueError, FileNotFoundError, OSError) as error:
-        sys.exit(f"attributes: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ from dcgan_tf.data import download, hosts
 from dcgan_tf.utils.locks import InUse
 
 
-def main(argv=None):
-    parser = ArgumentParser(prog="dcgan-tf download", description=__doc__)
+def main(argv=None, prog="dcgan-tf download"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("dataset", choices=["celeba"], help="the dataset to download")
     parser.add_argument("--to", type=Path, default=download.DEFAULT_DIR, metavar="DIR",
                         help=f"folder for the files (default {download.DEFAULT_DIR})")
@@ -40,9 +40,9 @@ def main(argv=None):
         sources += [hosts.KaggleSource(args.kaggle)] if args.kaggle else []
         paths = download.download(download.CELEBA, args.to, sources)
     except (download.DownloadError, ValueError, InUse) as error:
-        sys.exit(f"download: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
     except KeyboardInterrupt:
-        hosts.say("download: interrupted; run the same command again to resume")
+        hosts.say(f"{prog}: interrupted; run the same command again to resume")
         sys.exit(130)
     for path in paths:
         print(path)

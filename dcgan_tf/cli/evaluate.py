@@ -33,8 +33,8 @@ from dcgan_tf.serve.loader import load_config
 from dcgan_tf.utils.files import CACHE_DIR, check_writable, written_atomically
 
 
-def main(argv=None):
-    parser = ArgumentParser(prog="dcgan-tf evaluate", description=__doc__)
+def main(argv=None, prog="dcgan-tf evaluate"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--model", required=True, help="trained model or a folder of images")
     parser.add_argument("--data", help="the real images (any training data source; default: the model's own data)")
     parser.add_argument("--holdout", type=parse_holdout, help="the data's held-out part, its last N images or "
@@ -77,7 +77,7 @@ def main(argv=None):
         scores = evaluate(args.model, real, args.n, args.image_size, args.seed, args.cache_dir,
                           trust_savedmodel=args.trust_savedmodel)
     except (DataError, ValueError, FileNotFoundError, inception.WeightsError) as error:
-        sys.exit(f"evaluate: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
     print(report(scores))
     print("Inception Score: not computed (the FID network ends at pool_3: it has no classifier head)")
     if args.out:
@@ -85,7 +85,7 @@ def main(argv=None):
             with written_atomically(args.out) as (partial,):
                 partial.write_text(json.dumps(scores, indent=2) + "\n")
         except OSError as error:
-            sys.exit(f"evaluate: error: could not write {args.out} ({error.strerror or error}); the scores are above")
+            sys.exit(f"{prog}: error: could not write {args.out} ({error.strerror or error}); the scores are above")
 
 if __name__ == "__main__":
     main()

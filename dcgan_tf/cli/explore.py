@@ -30,8 +30,8 @@ from dcgan_tf.cli.flags import ArgumentParser
 from dcgan_tf.explore.server import DEFAULT_PORT, PORTS_TRIED, Explorer, is_loopback, serve
 
 
-def main(argv=None):
-    parser = ArgumentParser(prog="dcgan-tf explore", description=__doc__)
+def main(argv=None, prog="dcgan-tf explore"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("model", type=Path,
                         help="run directory, checkpoint, export directory, SavedModel or .keras file")
     parser.add_argument("--host", default="127.0.0.1",
@@ -44,14 +44,14 @@ def main(argv=None):
     if not 0 <= args.port <= 65535 - PORTS_TRIED:
         parser.error(f"--port must be from 0 to {65535 - PORTS_TRIED}, got {args.port}")
     if not is_loopback(args.host):
-        print(f"explore: warning: serving on {args.host}: anyone who can reach this machine there can use "
+        print(f"{prog}: warning: serving on {args.host}: anyone who can reach this machine there can use "
               "the explorer (it reads and writes no files, but uses this CPU)", file=sys.stderr)
 
     try:
         explorer = Explorer.load(args.model)
         server = serve(explorer, args.host, args.port, args.log)
     except (ValueError, FileNotFoundError, OSError) as error:
-        sys.exit(f"explore: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
     attributes = f", dials: {', '.join(explorer.directions)}" if explorer.directions else ""
     print(f"Face explorer for {args.model} ({explorer.image_size} px{attributes}) at {server.url}  "
           "(Ctrl-C stops it)", flush=True)

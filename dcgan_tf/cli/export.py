@@ -29,8 +29,8 @@ from dcgan_tf.cli.flags import ArgumentParser
 from dcgan_tf.config import EXPORT_FORMATS, WEIGHT_DTYPES
 
 
-def parse_args(argv=None):
-    parser = ArgumentParser(prog="dcgan-tf export", description=__doc__)
+def parse_args(argv=None, prog="dcgan-tf export"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("model", type=Path, help="run directory, checkpoint, export directory or .keras file")
     parser.add_argument("--format", dest="formats", action="append", choices=EXPORT_FORMATS,
                         help="a form to write (repeat for several; default savedmodel, which is always written)")
@@ -43,8 +43,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog="dcgan-tf export"):
+    args = parse_args(argv, prog)
     from dcgan_tf.serve import convert, loader
     out = args.out or Path("exports") / loader.export_name(args.model)
     try:
@@ -52,7 +52,7 @@ def main(argv=None):
         for artefact in convert.export_forms(args.model, args.formats or ["savedmodel"], out, args.weights, ort_dir):
             print(artefact.report(), flush=True)
     except (ValueError, FileNotFoundError, OSError) as error:
-        sys.exit(f"export: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
 
 
 if __name__ == "__main__":

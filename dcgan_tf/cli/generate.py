@@ -34,8 +34,8 @@ OUT = {"grid": "faces.png", "interpolate": "walk.png", "query": "query.png", "ed
        "arithmetic": "arithmetic.png"}  # each mode's default --out
 
 
-def parse_args(argv=None):
-    parser = ArgumentParser(description=__doc__)
+def parse_args(argv=None, prog="generate.py"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("model", type=Path, help="run directory, export directory, SavedModel or .keras file")
     parser.add_argument("mode", nargs="?", choices=("grid", "interpolate", "query", "edit", "arithmetic"),
                         default="grid", help="grid (default), interpolate (a latent walk), query (fixed latent "
@@ -197,8 +197,8 @@ def classifier(args):
     return AttributeClassifier.load(args.classifier)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def main(argv=None, prog="generate.py"):
+    args = parse_args(argv, prog)
     from dcgan_tf.serve import loader
     from dcgan_tf.serve.generation import write_grid, write_walk
     from dcgan_tf.utils.files import check_writable
@@ -218,7 +218,7 @@ def main(argv=None):
             individual = args.out.with_suffix("") if args.individual else None
             written = write_grid(generator, z, args.out, rows, args.batch_size, individual, progress=len(z) > 1000)
     except (ValueError, FileNotFoundError, OSError) as error:
-        sys.exit(f"generate.py: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
     print("wrote " + ", ".join(map(str, written)))
 
 

@@ -50,8 +50,7 @@ def main(argv=None):
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         sys.exit(f"dcgan-tf: error: unknown command {command!r}\n{usage()}")
-    sys.argv[0] = f"dcgan-tf {command}"  # argparse's prog, in usage lines and errors
-    importlib.import_module(f"dcgan_tf.cli.{command}").main(rest)
+    importlib.import_module(f"dcgan_tf.cli.{command}").main(rest, prog=f"dcgan-tf {command}")  # in usage and errors
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from dcgan_tf.data.decoding import DataError
 from dcgan_tf.data.prepare import prepare
 
 
-def main(argv=None):
-    parser = ArgumentParser(prog="dcgan-tf prepare", description=__doc__)
+def main(argv=None, prog="dcgan-tf prepare"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("source", help="an image directory, a .zip of images, a .npy/.npz array, builtin[:N] or celeba")
     parser.add_argument("out", type=Path, help="the .npy file to write")
     parser.add_argument("--image-size", type=int, default=64, help="side of the square images (default 64)")
@@ -29,7 +29,7 @@ def main(argv=None):
     try:
         path, report = prepare(args.source, args.out, args.image_size, args.crop, args.limit, args.strict)
     except (DataError, ValueError) as error:
-        sys.exit(f"prepare: error: {error}")
+        sys.exit(f"{prog}: error: {error}")
     print(report.summary())
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
 

@@ -18,8 +18,8 @@ from dcgan_tf.utils.signals import stop_signals
 LOCK_FILE = ".lock"  # in the run directory: one process trains a run at a time
 
 
-def parse_args(argv=None):
-    parser = ArgumentParser(description=__doc__)
+def parse_args(argv=None, prog="train.py"):
+    parser = ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--preset", choices=PRESETS, help="architecture and defaults (default keras64; "
                         "a resumed run keeps its own)")
     parser.add_argument("--out", type=Path, help="run directory (default runs/PRESET-DATA)")
@@ -51,33 +51,33 @@ def run_config(args):
     return cfg.replace(**overrides)
 
 
-def fail(error):
-    sys.exit(f"train.py: error: {error}")
+def fail(prog, error):
+    sys.exit(f"{prog}: error: {error}")
 
 
-def main(argv=None):
+def main(argv=None, prog="train.py"):
     with stop_signals() as stop:  # before TensorFlow loads: Ctrl-C or SIGTERM then ends the same way
         try:
-            run(parse_args(argv))
+            run(parse_args(argv, prog), prog)
         except KeyboardInterrupt as interrupt:
-            stopped_before_training(getattr(interrupt, "exit_code", 130))
+            stopped_before_training(prog, getattr(interrupt, "exit_code", 130))
         except Exception:
             if stop.exit_code is None:
                 raise
-            stopped_before_training(stop.exit_code)  # the interrupt came wrapped, raised inside an import
+            stopped_before_training(prog, stop.exit_code)  # the interrupt came wrapped, raised inside an import
 
 
-def stopped_before_training(exit_code):
+def stopped_before_training(prog, exit_code):
     """Ctrl-C or SIGTERM while loading data or building the model: nothing to save yet."""
-    print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
+    print(f"{prog}: interrupted before training started; nothing was saved", file=sys.stderr)
     sys.exit(exit_code)
 
 
-def run(args):
+def run(args, prog):
     try:
         cfg = None if args.export is not None else run_config(args)  # a bad flag or config file fails first
     except (ValueError, OSError) as error:
-        fail(error)
+        fail(prog, error)
     from dcgan_tf.metrics.inception import WeightsError
     from dcgan_tf.train.checkpoints import CheckpointError
     from dcgan_tf.train.run import TrainingStopped, default_run_name, train
@@ -95,9 +95,9 @@ def run(args):
                              "wait for that training to end (or stop it), or choose another --out"):
             train(cfg, run_dir, resume=args.resume, export_dir=export_dir, export_weights=args.export_weights)
     except (ValueError, OSError, CheckpointError, WeightsError, locks.InUse) as error:
-        fail(error)
+        fail(prog, error)
     except TrainingStopped as stopped:
-        print(f"train.py: {stopped}", file=sys.stderr)
+        print(f"{prog}: {stopped}", file=sys.stderr)
         sys.exit(stopped.exit_code)
 
 
