@@ -1,5 +1,5 @@
 """The EMA generator's BatchNorm statistics: copied from the trained generator, or its own
-("standing", recomputed over batches of z: dcgan_tf.model.ema.standing_statistics), scored
+("standing", recomputed over batches of z: dcgan_tf.model.ema.StandingStatistics), scored
 on held-out faces at two latent seeds.
 
   python bench/standing_statistics.py saved_models/celeba64/generator.keras \
@@ -45,7 +45,7 @@ def main():
     for name in ("copied", "standing"):
         if name == "standing":
             start = time.perf_counter()
-            ema.standing_statistics(generator, standing)
+            ema.StandingStatistics(generator)(standing)
             print(f"(standing statistics over {args.batches} batches of {args.batch_size}: "
                   f"{time.perf_counter() - start:.1f} s)")
         for seed in args.seeds:

@@ -12,6 +12,7 @@ from dcgan_tf.config import preset
 from dcgan_tf.model import augment, latent, losses, precision
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_discriminator
+from dcgan_tf.train import callbacks
 from dcgan_tf.utils.images import to_uint8
 
 REAL, FAKE = tf.constant([2.0, -1.0]), tf.constant([0.5, -3.0])
@@ -239,6 +240,16 @@ def test_learning_rate_half_lives_halve_the_rates_each_epoch(tmp_path):
     assert [float(r["g_lr"]) for r in rows] == pytest.approx([2e-4, 2e-4 * 0.5 ** 0.5, 1e-4])
 
 
+def test_standing_statistics_trace_their_pass_once_for_a_whole_run():
+    cfg = preset("tiny", ema=0.9)
+    gan = build_gan(cfg)
+    callback = callbacks.StandingStatistics(2, cfg.batch_size, cfg.latent_dim, seed=1)
+    callback.set_model(gan)
+    for epoch in range(3):
+        callback.on_epoch_end(epoch, {"d_loss": 1.0, "g_loss": 1.0})
+    assert callback.recompute.moments.experimental_get_tracing_count() == 1
+
+
 def test_standing_statistics_are_the_averages_own_batch_statistics(tmp_path):
     from dcgan_tf.model import ema
     from dcgan_tf.train.run import train
@@ -257,7 +268,7 @@ def test_standing_statistics_are_the_averages_own_batch_statistics(tmp_path):
     probe = keras.Model(standing.ema_generator.inputs, [n.input for n in norms(standing.ema_generator)])
     first = np.mean([np.asarray(probe([batch], training=True)[0]).reshape(-1, raw[0].shape[0]).mean(axis=0)
                      for batch in z], axis=0)
-    ema.standing_statistics(copied.ema_generator, z)  # what the run did at its epoch's end
+    ema.StandingStatistics(copied.ema_generator)(z)  # what the run did at its epoch's end
     for got, expected in zip(norms(standing.ema_generator), norms(copied.ema_generator)):
         np.testing.assert_allclose(got.moving_mean.numpy(), expected.moving_mean.numpy(), atol=1e-6)
         np.testing.assert_allclose(got.moving_variance.numpy(), expected.moving_variance.numpy(), atol=1e-6)

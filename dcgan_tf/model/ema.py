@@ -14,7 +14,7 @@ weights are forgotten quickly (with a constant 0.999 they would still weigh 21% 
 1,560 steps). BatchNorm statistics are copied each step, as StyleGAN2 copies buffers; but
 they are the raw generator's, whose activations differ from the average's, so at the end of
 each epoch the run replaces them with the average's own ("standing statistics", as BigGAN
-computes them): standing_statistics, measured better on held-out FID (docs/stabilisers.md).
+computes them): StandingStatistics, measured better on held-out FID (docs/stabilisers.md).
 """
 
 import keras
@@ -58,25 +58,34 @@ def update(average, generator, decay, step):
         replica.merge_call(apply)
 
 
-def standing_statistics(average, batches):
-    """Set the BatchNorm moving statistics of `average` to the mean batch statistics of its own
-    activations over `batches` (its inputs: z, or [z, attributes]), in training mode as in training."""
-    norms = [layer for layer in average.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    if not norms:
-        return
-    probe = keras.Model(average.inputs, [layer.input for layer in norms])
+class StandingStatistics:
+    """Sets the BatchNorm moving statistics of `average` to the mean batch statistics of its own
+    activations over batches of its inputs (z, or [z, attributes]), in training mode as in training.
+    Built once per generator, so a run that recomputes them every epoch traces the pass once."""
 
-    @tf.function  # traced once: an eager pass per batch costs several times as much
-    def moments(inputs):
-        return [tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
-                for x in probe(inputs, training=True)]
-    sums = [[0.0, 0.0] for _ in norms]
-    for inputs in batches:
-        inputs = inputs if isinstance(inputs, list) else [inputs]  # the probe's inputs are a list
-        for total, (mean, variance) in zip(sums, moments(inputs)):
-            total[0] += mean
-            total[1] += variance
-    # The probe's training-mode pass also moved the statistics by the layers' momentum: overwrite them.
-    for layer, (mean, variance) in zip(norms, sums):
-        layer.moving_mean.assign(tf.cast(mean / len(batches), layer.moving_mean.dtype))
-        layer.moving_variance.assign(tf.cast(variance / len(batches), layer.moving_variance.dtype))
+    def __init__(self, average):
+        self.average = average
+        self.norms = [layer for layer in average.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        if not self.norms:
+            return
+        probe = keras.Model(average.inputs, [layer.input for layer in self.norms])
+
+        @tf.function  # an eager pass per batch costs several times as much
+        def moments(inputs):
+            return [tf.nn.moments(tf.cast(x, tf.float32), axes=list(range(len(x.shape) - 1)))
+                    for x in probe(inputs, training=True)]
+        self.moments = moments
+
+    def __call__(self, batches):
+        if not self.norms:
+            return
+        sums = [[0.0, 0.0] for _ in self.norms]
+        for inputs in batches:
+            inputs = inputs if isinstance(inputs, list) else [inputs]  # the probe's inputs are a list
+            for total, (mean, variance) in zip(sums, self.moments(inputs)):
+                total[0] += mean
+                total[1] += variance
+        # The probe's training-mode pass also moved the statistics by the layers' momentum: overwrite them.
+        for layer, (mean, variance) in zip(self.norms, sums):
+            layer.moving_mean.assign(tf.cast(mean / len(batches), layer.moving_mean.dtype))
+            layer.moving_variance.assign(tf.cast(variance / len(batches), layer.moving_variance.dtype))

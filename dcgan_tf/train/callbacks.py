@@ -112,10 +112,15 @@ class StandingStatistics(keras.callbacks.Callback):
         self.batches = [rows[i:i + batch_size] if attributes is None else
                         conditioning.split_rows(rows[i:i + batch_size], latent_dim)
                         for i in range(0, len(rows), batch_size)]
+        self.recompute = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.model.ema_generator is not None and finite(logs):
-            ema.standing_statistics(self.model.ema_generator, self.batches)
+        average = self.model.ema_generator
+        if average is None or not finite(logs):
+            return
+        if self.recompute is None or self.recompute.average is not average:
+            self.recompute = ema.StandingStatistics(average)
+        self.recompute(self.batches)
 
 
 class StopSignals(keras.callbacks.Callback):
