@@ -11,7 +11,7 @@ from PIL import Image
 
 from dcgan_tf.data.decoding import DataError, parse_crop
 from dcgan_tf.data.pipeline import make_dataset
-from dcgan_tf.data.sources import holdout_count, load_images
+from dcgan_tf.data.sources import holdout_count, is_named_source, load_images
 from dcgan_tf.utils.memory import NotEnoughMemory
 
 
@@ -410,3 +410,9 @@ def test_images_over_the_pixel_limit_are_skipped_before_decoding(tmp_path):
     assert len(images) == 1
     assert report.skipped == [("huge.png", "10000x9200 is over the limit of 67 megapixels for one image"),
                               ("sized.png", "8193x8192 is over the limit of 67 megapixels for one image")]
+
+
+@pytest.mark.parametrize("spec, named", [("builtin", True), ("builtin:64", True), ("celeba", True),
+                                         ("celeba_10k.zip", False), ("faces/", False), ("builtins.npy", False)])
+def test_builtin_and_celeba_are_named_sources_not_files(spec, named):
+    assert is_named_source(spec) is named

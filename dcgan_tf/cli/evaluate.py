@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dcgan_tf.cli.flags import ArgumentParser, parse_holdout
 from dcgan_tf.data.decoding import DataError
+from dcgan_tf.data.sources import is_named_source
 from dcgan_tf.metrics import inception
 from dcgan_tf.metrics.evaluate import RealSet, evaluate, report
 from dcgan_tf.serve.loader import load_config
@@ -66,8 +67,7 @@ def main(argv=None, prog="dcgan-tf evaluate"):
         if data is None:
             raise ValueError("--data is needed: the model has no dcgan_config.json naming its training data")
         own_data = cfg is not None and data == cfg.data
-        named_source = data == "celeba" or data.split(":")[0] == "builtin"  # not files (data.sources)
-        if own_data and args.data is None and not named_source and not Path(data).exists():
+        if own_data and args.data is None and not is_named_source(data) and not Path(data).exists():
             held_out = f" (its last {cfg.holdout} images were held out from training)" if cfg.holdout else ""
             raise ValueError(f"the model was trained on {data}, which is not here: give --data, your copy of "
                              f"it{held_out}")

@@ -263,6 +263,11 @@ def holdout_count(spec):
     return n
 
 
+def is_named_source(spec):
+    """builtin[:N] and celeba name a source that is no file of the user's (the module docstring)."""
+    return spec == "celeba" or spec.partition(":")[0] == "builtin"
+
+
 def load_images(spec, size, crop="auto", limit=0, seed=0, progress=True, strict=False, holdout=0, part="all"):
     """Read a data source (see the module docstring) -> (uint8 [N, size, size, 3], LoadReport).
 
