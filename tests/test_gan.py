@@ -7,10 +7,11 @@ import tensorflow as tf
 from conftest import random_images
 
 from dcgan_tf.config import preset
-from dcgan_tf.model import losses, precision
+from dcgan_tf.model import losses
 from dcgan_tf.model.gan import DCGAN, build_gan
 from dcgan_tf.train import callbacks
 from dcgan_tf.train.callbacks import LOSS_KEYS
+from dcgan_tf.utils import precision
 
 
 def real_batches(cfg, count=64):

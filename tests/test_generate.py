@@ -18,11 +18,12 @@ from PIL import Image
 from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.cli import generate
 from dcgan_tf.config import preset
-from dcgan_tf.model import latent, precision
+from dcgan_tf.model import latent
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.serve.export import export_generator
 from dcgan_tf.serve.generation import FaceGenerator, write_grid, write_walk
 from dcgan_tf.serve.loader import load
+from dcgan_tf.utils import precision
 from dcgan_tf.utils.images import to_uint8
 
 TILE = 16 + 2  # tiny preset images plus grid padding

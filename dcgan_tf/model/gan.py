@@ -32,10 +32,11 @@ import keras
 import tensorflow as tf
 
 from dcgan_tf.config import JIT_MODES, Config
-from dcgan_tf.model import ada, augment, ema, latent, losses, precision
+from dcgan_tf.model import ada, augment, ema, latent, losses
 from dcgan_tf.model.networks import build_discriminator, build_generator
 from dcgan_tf.model.optimizer_pair import OptimizerPair
 from dcgan_tf.train.distribute import overflow_everywhere, replica_rows
+from dcgan_tf.utils import precision
 from dcgan_tf.utils.images import to_uint8
 
 

@@ -26,10 +26,10 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan_tf.config import WEIGHT_DTYPES
-from dcgan_tf.model import latent, precision
+from dcgan_tf.model import latent
 from dcgan_tf.serve import loader
 from dcgan_tf.serve.loader import GENERATOR_FILE
-from dcgan_tf.utils import tf32
+from dcgan_tf.utils import precision
 from dcgan_tf.utils.files import written_atomically
 from dcgan_tf.utils.images import to_uint8
 
@@ -160,7 +160,7 @@ def without_machine_paths(cfg):
     return cfg.replace(data=name(cfg.data), attrs=name(cfg.attrs))
 
 
-@tf32.disabled()  # a TF32 difference would not be the export's
+@precision.tf32_disabled()  # a TF32 difference would not be the export's
 def _check_export_matches(generator, cfg, directory):
     """Both saved forms must make the generator's images (to MAX_MEAN_DIFFERENCE), checked
     CHECK_BATCH faces at a time: 256 faces at 64x64 at once take gigabytes."""
