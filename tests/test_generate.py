@@ -18,6 +18,7 @@ from PIL import Image
 from dcgan_tf.cli import evaluate as evaluate_cli
 from dcgan_tf.cli import generate
 from dcgan_tf.config import preset
+from dcgan_tf.edit import conditioning
 from dcgan_tf.model import latent
 from dcgan_tf.model.gan import build_gan
 from dcgan_tf.serve.export import export_generator
@@ -424,13 +425,18 @@ def test_the_shipped_models_make_faces_in_both_saved_forms(model):
     from dcgan_tf.config import Config
     cfg = Config.load(model)
     z = latent.sample(4, cfg.latent_dim, seed=1).numpy()
-    faces = load(model).faces(z)
+    inputs = {"z": z}
+    if cfg.condition:  # a conditional model: each face its own mix of the attributes
+        inputs["attributes"] = np.eye(4, len(cfg.condition), dtype=np.float32)
+    faces = load(model).faces(conditioning.join_rows(z, inputs["attributes"]) if cfg.condition else z)
     assert faces.shape == (4, cfg.image_size, cfg.image_size, 3) and faces.dtype == np.uint8 and faces.std() > 10
     signatures = tf.saved_model.load(str(model)).signatures
     assert list(signatures) == ["serving_default"]  # what a converter takes as it is (docs/exports.md)
-    assert np.abs(signatures["serving_default"](z=tf.constant(z))["images"].numpy().astype(int) - faces).mean() <= 1
+    served = signatures["serving_default"](**{name: tf.constant(value) for name, value in inputs.items()})["images"]
+    assert np.abs(served.numpy().astype(int) - faces).mean() <= 1
     plain = keras.saving.load_model(model / "generator.keras", safe_mode=True)
-    assert {w.dtype for w in plain.weights} == {"float32"} and plain(z, training=False).dtype == "float32"
+    assert {w.dtype for w in plain.weights} == {"float32"}
+    assert plain(list(inputs.values()) if cfg.condition else z, training=False).dtype == "float32"
     assert "/" not in cfg.data and "/" not in cfg.attrs  # no path of the machine it was trained on
 
 
