@@ -440,7 +440,7 @@ def test_the_shipped_models_make_faces_in_both_saved_forms(model):
     assert "/" not in cfg.data and "/" not in cfg.attrs  # no path of the machine it was trained on
 
 
-def test_an_export_records_no_machine_paths_and_evaluate_asks_for_the_data(tmp_path, capsys):
+def test_an_export_records_no_machine_paths_and_evaluate_asks_for_the_data(tmp_path, capsys, monkeypatch):
     from dcgan_tf.config import Config
     cfg = preset("tiny", data=str(tmp_path / "mine" / "faces.npy"), holdout=8)
     export_generator(build_gan(cfg).sampling_generator, cfg, tmp_path / "export")
@@ -449,6 +449,15 @@ def test_an_export_records_no_machine_paths_and_evaluate_asks_for_the_data(tmp_p
         evaluate_cli.main(["--model", str(tmp_path / "export"), "--cache-dir", str(tmp_path / "cache")])
     assert exit_info.value.code == ("dcgan-tf evaluate: error: the model was trained on faces.npy, which is not here: give "
                                     "--data, your copy of it (its last 8 images were held out from training)")
+    class Scored(Exception):
+        pass
+
+    def scored(model, real, *args, **kwargs):
+        raise Scored(real)
+    monkeypatch.setattr(evaluate_cli, "evaluate", scored)
+    with pytest.raises(Scored) as real:  # the user's copy, by its path: still the held-out part of the same data
+        evaluate_cli.main(["--model", str(tmp_path / "export"), "--data", str(tmp_path / "mine" / "faces.npy")])
+    assert (real.value.args[0].holdout, real.value.args[0].part) == (8, "holdout")
 
 
 SHIPPED_DIRECTIONS = [model for model in SHIPPED if (model / "directions.npz").exists()]

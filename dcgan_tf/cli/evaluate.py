@@ -66,7 +66,8 @@ def main(argv=None, prog="dcgan-tf evaluate"):
         data = args.data or (cfg.data if cfg is not None else None)
         if data is None:
             raise ValueError("--data is needed: the model has no dcgan_config.json naming its training data")
-        own_data = cfg is not None and data == cfg.data
+        # an export names its data by file name alone: --data PATH/that-name is the same data
+        own_data = cfg is not None and data in (cfg.data, str(Path(data).parent / cfg.data))
         if own_data and args.data is None and not is_named_source(data) and not Path(data).exists():
             held_out = f" (its last {cfg.holdout} images were held out from training)" if cfg.holdout else ""
             raise ValueError(f"the model was trained on {data}, which is not here: give --data, your copy of "
