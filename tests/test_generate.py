@@ -606,7 +606,7 @@ def test_every_command_that_loads_a_savedmodel_checks_it(tensorflow1_savedmodel,
     }[command]
     with pytest.raises(SystemExit) as exit:
         main(argv)
-    assert exit.value.code == f"{command}: error: {model}: {TENSORFLOW1_REFUSED}"
+    assert exit.value.code == f"dcgan-tf {command}: error: {model}: {TENSORFLOW1_REFUSED}"
     assert list(tmp_path.iterdir()) == [] and not list(marker.parent.glob("marker*"))
 
 # --- memory bounds and bad vectors (issue 15, items 10 and 12) ----------------------------
