@@ -338,6 +338,7 @@ def explore_process(*args, **env):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
+@pytest.mark.slow
 def test_command_line_serves_on_loopback_next_free_port_opens_and_stops_on_ctrl_c(tiny_model, tmp_path):
     opened = tmp_path / "opened"  # --open runs $BROWSER (Python's webbrowser), here a script that notes the URL
     browser = f"{sys.executable} -c \"import sys; open('{opened}', 'w').write(sys.argv[1])\" %s"
@@ -375,6 +376,7 @@ def leave_mid_answer(port):
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["missing_model"], "dcgan-tf explore: error: no model at missing_model"),
     (["missing_model", "--host", "0.0.0.0"], "dcgan-tf explore: error: no model at missing_model"),

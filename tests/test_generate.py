@@ -77,6 +77,7 @@ CLEAN_LOAD = HIDE_DCGAN_TF + """
 """
 
 
+@pytest.mark.slow
 def test_savedmodel_loads_without_dcgan_tf_and_matches_the_generator(exported, tmp_path):
     path, generator, cfg = exported
     z = latent.sample(6, cfg.latent_dim, seed=3).numpy()
@@ -494,6 +495,7 @@ def hostile(tmp_path_factory):
     return folder / "model", marker
 
 
+@pytest.mark.slow
 def test_a_savedmodel_with_file_ops_is_refused_unless_trusted(hostile, tmp_path):
     model, marker = hostile
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

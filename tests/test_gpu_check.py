@@ -5,9 +5,11 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_every_check_on_cpu_and_says_ok():
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--tiny"], env=env, check=False,

@@ -104,6 +104,7 @@ def test_a_run_that_cannot_succeed_writes_nothing(tmp_path, fifo, no_fid_weights
     assert not (tmp_path / "runs" / "r").exists() or not any((tmp_path / "runs" / "r").iterdir())
 
 
+@pytest.mark.slow
 def test_after_a_failed_start_the_corrected_rerun_is_accepted(tmp_path):
     assert_one_line_error(run_train("--data", "builtin:8", "--out", "runs/r", cwd=tmp_path), "only 8 images")
     result = run_train("--data", "builtin:8", "--batch-size", 8, "--out", "runs/r", cwd=tmp_path)

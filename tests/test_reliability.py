@@ -139,6 +139,7 @@ def test_ctrl_c_or_sigterm_saves_and_resume_finishes(work, sent, exit_code):
     assert checkpoint_state(run)[0] == epoch + 1
 
 
+@pytest.mark.slow
 def test_a_sigterm_that_library_code_swallows_still_saves_and_stops_the_run(work):
     step = STEPS_PER_EPOCH + 6  # in epoch 2
     process = start_train(work, "--data", "faces.npy", "--epochs", 50, patch=swallow_a_sigterm(step))
@@ -184,6 +185,7 @@ def test_sigkill_mid_epoch_resumes_from_the_last_epoch(work):
     assert epochs_logged(run)[-1] == epoch + 1
 
 
+@pytest.mark.slow
 def test_sigkill_during_a_checkpoint_write_keeps_the_previous_one(work):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 5, patch=stall_checkpoint(3 * STEPS_PER_EPOCH))
@@ -201,6 +203,7 @@ def steps_logged(run):
         return [(int(row["step"]), int(row["epoch"])) for row in csv.DictReader(f)]
 
 
+@pytest.mark.slow
 def test_a_kill_just_after_an_epochs_checkpoint_keeps_its_logs_and_grid(work):
     run = work / "runs" / "r"
     process = start_train(work, "--data", "faces.npy", "--epochs", 5,
@@ -217,6 +220,7 @@ def test_a_kill_just_after_an_epochs_checkpoint_keeps_its_logs_and_grid(work):
     assert [step for step, _ in steps_logged(run)] == list(range(1, 3 * STEPS_PER_EPOCH + 1))
 
 
+@pytest.mark.slow
 def test_a_failed_grid_write_stops_with_one_line_and_resume_redoes_the_epoch(work):
     no_space = """
 import errno
@@ -353,6 +357,7 @@ def damaged_copy(run, tmp_path, damage):
     return copy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, reason", [("missing", "its files are missing"),
                                             ("truncated", "it is damaged (IndexError: Read less bytes than requested)"),
                                             ("index", "it is damaged (IndexError")])
@@ -385,6 +390,7 @@ def test_a_fresh_run_never_overwrites_a_run_with_a_damaged_checkpoint(three_epoc
     assert checkpoint_state(run) == (1, 4)
 
 
+@pytest.mark.slow
 def test_generate_falls_back_too_and_a_damaged_chosen_checkpoint_is_one_line(three_epochs, tmp_path):
     run = damaged_copy(three_epochs, tmp_path, "truncated")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}

@@ -35,6 +35,7 @@ def test_resume_with_new_learning_rates_trains_with_them(one_epoch_run):
     assert (config["lr"], config["d_lr"]) == (5e-5, 1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", [["--conv-dim", 16], ["--spectral-norm", "true"], ["--ema", 0.99]])
 def test_a_failed_resume_leaves_the_run_as_it_was(one_epoch_run, change):
     work, run = one_epoch_run

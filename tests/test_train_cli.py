@@ -83,6 +83,7 @@ def test_existing_run_is_not_overwritten(trained_run):
     assert "already holds a training run: pass --resume" in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--data", "no/such/dir"], "data path does not exist: no/such/dir"),
     (["--epochs", "two"], "argument --epochs: invalid int value: 'two'"),
