@@ -173,7 +173,7 @@ class Config:
         edited by hand: "epochs": "ten" is an error naming the field, not a TypeError later."""
         wrong = []
         for f in dataclasses.fields(self):
-            value, kind = getattr(self, f.name), OPTIONAL_FIELDS.get(f.name, type(f.default))
+            value, kind = getattr(self, f.name), field_type(f)
             if value is None and f.name in OPTIONAL_FIELDS:
                 ok = True
             elif f.name in NAME_LISTS:
@@ -272,6 +272,11 @@ _KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str:
                tuple: "a list of integers", list: "a list of names"}
 NAME_LISTS = ("condition",)  # the tuple fields that hold names, not integers
 OPTIONAL_FIELDS = {"d_lr": float}  # the fields that may be None, and the type of their other values
+
+
+def field_type(field):
+    """The type a Config field holds: its default's, or for an optional field that of its other values."""
+    return OPTIONAL_FIELDS.get(field.name, type(field.default))
 
 
 def _is_int(value):

@@ -3,7 +3,7 @@
 import argparse
 import dataclasses
 
-from dcgan_tf.config import NAME_LISTS, OPTIONAL_FIELDS, Config
+from dcgan_tf.config import NAME_LISTS, Config, field_type
 from dcgan_tf.data.sources import holdout_count
 
 HELP = {
@@ -90,7 +90,7 @@ def _flag_type(field):
         return parse_holdout
     if field.name in NAME_LISTS:
         return _parse_names
-    kind = OPTIONAL_FIELDS.get(field.name, type(field.default))
+    kind = field_type(field)
     return {bool: _parse_bool, tuple: _parse_ints}.get(kind, kind)
 
 
